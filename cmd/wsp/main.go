@@ -1,0 +1,68 @@
+// Command wsp runs stream pipelines whose logic is WebAssembly.
+//
+//	wsp run [flags] pipeline.yaml
+//	wsp plugin inspect module.wasm|go-source-folder
+//	wsp version
+//
+// Runtime settings come, in order of precedence, from flags, WSP_*
+// environment variables, an optional config file (--config), and defaults.
+// This is the only package that reads them (viper stays here).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the pipeline failed while running
+	exitUsage   = 2 // bad flags, settings or pipeline file
+	exitInspect = 3 // plugin inspect: not a valid module
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the CLI and returns the exit code (tests call it directly).
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "plugin":
+		if len(args) >= 2 && args[1] == "inspect" {
+			return cmdInspect(args[2:], stdout, stderr)
+		}
+		fmt.Fprintln(stderr, "usage: wsp plugin inspect <module.wasm | go-source-folder>")
+		return exitUsage
+	case "version", "--version":
+		fmt.Fprintln(stdout, "wsp", version)
+		return exitOK
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "wsp: unknown command %q\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+}
+
+const version = "0.1.0-dev (host ABI v1)"
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `wsp: stream processing with WebAssembly functions
+
+Commands:
+  wsp run [flags] <pipeline.yaml>      run a pipeline (see wsp run --help)
+  wsp plugin inspect <module>          show a module's ABI version, features, exports
+  wsp version                          print the version
+`)
+}

@@ -1,0 +1,186 @@
+// Package stubhost is the in-process stand-in for the wsp host that the SDK
+// talks to when it is compiled natively (not for wasip1). Package wsptest
+// drives it; plugins never import it.
+//
+// It behaves like the host of ABI v1 for everything a guest can observe:
+// phases, limits, error codes and the exact bytes of batches. It holds one
+// global "current host", the way a Wasm instance has one host; callers
+// serialize access with Mu.
+package stubhost
+
+import (
+	"bytes"
+	"sync"
+)
+
+// Phase is what the host is doing with the guest.
+type Phase int
+
+// Phases.
+const (
+	Idle Phase = iota
+	Init       // inside wsp_init
+	Call       // inside a batch export
+)
+
+// Error codes and limits of ABI v1.
+const (
+	ErrBounds     int32 = -1
+	ErrMalformed  int32 = -2
+	ErrNotNow     int32 = -3
+	ErrTooMany    int32 = -4
+	ErrBadRequest int32 = -5
+
+	MaxFields     = 64
+	MaxPorts      = 255
+	MaxPortName   = 128
+	MaxFieldPath  = 1024
+	MaxFailLength = 4096
+	MaxLogLength  = 64 << 10
+)
+
+// LogLine is one line the guest logged.
+type LogLine struct {
+	Level int32
+	Msg   string
+}
+
+// Host is the state of one simulated host.
+type Host struct {
+	Phase  Phase
+	Config []byte
+	Input  []byte // the staged batch (Call phase)
+	// Write receives each batch_write chunk (Call phase); its result is
+	// batch_write's. The chunk is only valid during the call.
+	Write   func(chunk []byte) int32
+	Fields  []string // declared field paths
+	Ports   []string // Ports[k-1] is port k
+	FailMsg string
+	Logs    []LogLine
+	// OnLog, if set, sees each line as it is logged.
+	OnLog func(LogLine)
+}
+
+// Mu serializes use of the stub (and of the guest's global state).
+var Mu sync.Mutex
+
+// Current is the host the guest talks to; nil outside a harness call.
+var Current *Host
+
+// Exports are the guest's entry points, installed by package wsp.
+type Exports struct {
+	ABI       func() int64
+	Init      func() int32
+	Process   func(n int32) int32
+	Key       func(n int32) int32
+	Timestamp func(n int32) int32
+	// Reset forgets the guest's registrations (for the SDK's own tests).
+	Reset func()
+}
+
+// Guest holds the exports of the linked SDK.
+var Guest Exports
+
+func cur() *Host {
+	if Current == nil {
+		panic("wsp: no host: natively, a plugin runs only under wsptest")
+	}
+	return Current
+}
+
+// BatchRead is batch_read.
+func BatchRead(p []byte) int32 {
+	h := cur()
+	if h.Phase != Call {
+		return ErrNotNow
+	}
+	if len(h.Input) <= len(p) {
+		copy(p, h.Input)
+	}
+	return int32(len(h.Input))
+}
+
+// BatchWrite is batch_write.
+func BatchWrite(p []byte) int32 {
+	h := cur()
+	if h.Phase != Call || h.Write == nil {
+		return ErrNotNow
+	}
+	return h.Write(p)
+}
+
+// ConfigRead is config_read.
+func ConfigRead(p []byte) int32 {
+	h := cur()
+	if len(h.Config) <= len(p) {
+		copy(p, h.Config)
+	}
+	return int32(len(h.Config))
+}
+
+// DeclareFields is declare_fields.
+func DeclareFields(p []byte) int32 {
+	h := cur()
+	if h.Phase != Init {
+		return ErrNotNow
+	}
+	for _, line := range bytes.Split(p, []byte{'\n'}) {
+		path := string(bytes.TrimSpace(line))
+		if path == "" {
+			continue
+		}
+		if len(path) > MaxFieldPath {
+			return ErrBadRequest
+		}
+		if len(h.Fields) >= MaxFields {
+			return ErrTooMany
+		}
+		h.Fields = append(h.Fields, path)
+	}
+	return int32(len(h.Fields))
+}
+
+// Port is port.
+func Port(name string) int32 {
+	h := cur()
+	if h.Phase != Init {
+		return ErrNotNow
+	}
+	if name == "" || len(name) > MaxPortName {
+		return ErrBadRequest
+	}
+	for i, p := range h.Ports {
+		if p == name {
+			return int32(i + 1)
+		}
+	}
+	if len(h.Ports) >= MaxPorts {
+		return ErrTooMany
+	}
+	h.Ports = append(h.Ports, name)
+	return int32(len(h.Ports))
+}
+
+// Log is log.
+func Log(level int32, msg string) {
+	h := Current
+	if len(msg) > MaxLogLength {
+		msg = msg[:MaxLogLength]
+	}
+	l := LogLine{Level: level, Msg: msg}
+	if h == nil {
+		return // logged from init() before any harness: dropped
+	}
+	h.Logs = append(h.Logs, l)
+	if h.OnLog != nil {
+		h.OnLog(l)
+	}
+}
+
+// Fail is fail.
+func Fail(msg string) {
+	if len(msg) > MaxFailLength {
+		msg = msg[:MaxFailLength]
+	}
+	cur().FailMsg = msg
+}

@@ -1,0 +1,300 @@
+// Package config parses a wsp pipeline file:
+//
+//	input:        any Benthos v4 input config
+//	pipeline:     a list of steps (a Wasm step in ABI v1; keying and windows later)
+//	output:       any Benthos v4 output config
+//	error_output: optional; any Benthos v4 output config for failed records
+//
+// `${VAR}` and `${VAR:default}` are expanded from the environment before
+// parsing, as Benthos does; `${! ... }` interpolations are left for Benthos.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Pipeline is a parsed pipeline file.
+type Pipeline struct {
+	// Path is the file it came from ("" when parsed from bytes); Dir is
+	// the folder relative module paths are resolved against.
+	Path, Dir string
+
+	Input       map[string]any
+	Steps       []Step
+	Output      map[string]any
+	ErrorOutput map[string]any // nil: the default (see DefaultErrorOutput)
+}
+
+// Step is one entry of `pipeline:`.
+type Step struct {
+	Name    string                    // `name:`, default "<kind><n>" e.g. "wasm1"
+	Wasm    *Wasm                     // the Wasm step (the only kind in ABI v1)
+	Outputs map[string]map[string]any // port name -> Benthos output config
+	Line    int                       // line in the file, for errors
+}
+
+// Wasm configures a Wasm step.
+type Wasm struct {
+	// Module is a .wasm file or a Go source folder that wsp builds; a
+	// relative path is resolved against the pipeline file's folder.
+	Module      string
+	Function    string        // process (default), key or timestamp
+	Config      any           // handed to the guest as JSON
+	Timeout     time.Duration // per call; 0 = plugin default (10 s)
+	MemoryLimit int64         // bytes; 0 = plugin default (256 MiB)
+	Grants      Grants
+}
+
+// Grants widen a Wasm step's sandbox.
+type Grants struct {
+	Clock  bool     `yaml:"clock"`
+	Random bool     `yaml:"random"`
+	Env    []string `yaml:"env"`
+}
+
+// envRe matches ${VAR} and ${VAR:default}, not ${! ...}.
+var envRe = regexp.MustCompile(`\$\{([0-9A-Za-z_.]+)(:((\$\{[^}]+\})|[^}])*)?\}`)
+
+// ExpandEnv replaces ${VAR} and ${VAR:default} with environment values.
+// An unset variable without a default expands to "" and is reported in missing.
+func ExpandEnv(b []byte, lookup func(string) (string, bool)) (out []byte, missing []string) {
+	out = envRe.ReplaceAllFunc(b, func(m []byte) []byte {
+		inner := string(m[2 : len(m)-1])
+		name, def, hasDef := strings.Cut(inner, ":")
+		if v, ok := lookup(name); ok && v != "" {
+			return []byte(v)
+		}
+		if hasDef {
+			return []byte(def)
+		}
+		missing = append(missing, name)
+		return nil
+	})
+	return out, missing
+}
+
+// Load reads and parses a pipeline file.
+func Load(path string) (*Pipeline, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	abs, _ := filepath.Abs(path)
+	p, err := Parse(b, filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	p.Path = path
+	return p, nil
+}
+
+// Parse parses pipeline YAML; dir resolves relative module paths.
+func Parse(b []byte, dir string) (*Pipeline, error) {
+	b, missing := ExpandEnv(b, os.LookupEnv)
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("environment variable(s) not set and without a default: %s", strings.Join(missing, ", "))
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&root); err != nil {
+		return nil, fmt.Errorf("yaml: %w", err)
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("a pipeline file must be a YAML mapping with input, pipeline and output")
+	}
+	p := &Pipeline{Dir: dir}
+	doc := root.Content[0]
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		k, v := doc.Content[i], doc.Content[i+1]
+		var err error
+		switch k.Value {
+		case "input":
+			p.Input, err = component(v, "input")
+		case "output":
+			p.Output, err = component(v, "output")
+		case "error_output":
+			p.ErrorOutput, err = component(v, "error_output")
+		case "pipeline":
+			p.Steps, err = steps(v, dir)
+		case "http", "logger", "metrics", "tracer", "shutdown_timeout", "input_resources", "output_resources":
+			err = fmt.Errorf("line %d: %q is a Benthos stream setting; wsp takes runtime settings from flags, WSP_* variables or its config file", k.Line, k.Value)
+		default:
+			err = fmt.Errorf("line %d: unknown section %q (want input, pipeline, output, error_output)", k.Line, k.Value)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if p.Input == nil {
+		return nil, errors.New("no input section")
+	}
+	if p.Output == nil {
+		return nil, errors.New("no output section")
+	}
+	return p, nil
+}
+
+func component(n *yaml.Node, what string) (map[string]any, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: %s must be a mapping (a Benthos %s config)", n.Line, what, strings.TrimPrefix(what, "error_"))
+	}
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		return nil, fmt.Errorf("line %d: %s: %w", n.Line, what, err)
+	}
+	return m, nil
+}
+
+func steps(n *yaml.Node, dir string) ([]Step, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("line %d: pipeline must be a list of steps", n.Line)
+	}
+	var out []Step
+	seen := map[string]int{}
+	for i, sn := range n.Content {
+		s, err := step(sn, i, dir)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := seen[s.Name]; dup {
+			return nil, fmt.Errorf("line %d: step name %q already used on line %d", sn.Line, s.Name, prev)
+		}
+		seen[s.Name] = sn.Line
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func step(n *yaml.Node, i int, dir string) (Step, error) {
+	s := Step{Line: n.Line}
+	if n.Kind != yaml.MappingNode {
+		return s, fmt.Errorf("line %d: step %d must be a mapping such as {wasm: {module: ...}}", n.Line, i+1)
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		switch k.Value {
+		case "name":
+			s.Name = v.Value
+		case "wasm":
+			w, err := wasm(v, dir)
+			if err != nil {
+				return s, err
+			}
+			s.Wasm = w
+		case "outputs":
+			if v.Kind != yaml.MappingNode {
+				return s, fmt.Errorf("line %d: outputs must map port names to output configs", v.Line)
+			}
+			s.Outputs = map[string]map[string]any{}
+			for p := 0; p+1 < len(v.Content); p += 2 {
+				c, err := component(v.Content[p+1], "outputs."+v.Content[p].Value)
+				if err != nil {
+					return s, err
+				}
+				s.Outputs[v.Content[p].Value] = c
+			}
+		default:
+			return s, fmt.Errorf("line %d: unknown step field %q (want name, wasm, outputs)", k.Line, k.Value)
+		}
+	}
+	if s.Wasm == nil {
+		return s, fmt.Errorf("line %d: step %d has no kind (want wasm)", n.Line, i+1)
+	}
+	if s.Name == "" {
+		s.Name = fmt.Sprintf("wasm%d", i+1)
+	}
+	return s, nil
+}
+
+func wasm(n *yaml.Node, dir string) (*Wasm, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: wasm must be a mapping with at least module", n.Line)
+	}
+	w := &Wasm{}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		var err error
+		switch k.Value {
+		case "module":
+			w.Module = v.Value
+		case "function":
+			w.Function = v.Value
+			switch w.Function {
+			case "process", "key", "timestamp":
+			default:
+				err = fmt.Errorf("line %d: wasm.function %q: want process, key or timestamp", v.Line, v.Value)
+			}
+		case "config":
+			err = v.Decode(&w.Config)
+		case "timeout":
+			w.Timeout, err = time.ParseDuration(v.Value)
+			if err == nil && w.Timeout <= 0 {
+				err = errors.New("must be positive")
+			}
+		case "memory_limit":
+			w.MemoryLimit, err = ParseBytes(v.Value)
+		case "grants":
+			err = v.Decode(&w.Grants)
+		default:
+			err = fmt.Errorf("unknown field (want module, function, config, timeout, memory_limit, grants)")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: wasm.%s: %w", k.Line, k.Value, err)
+		}
+	}
+	if w.Module == "" {
+		return nil, fmt.Errorf("line %d: wasm.module is required (a .wasm file or a Go source folder)", n.Line)
+	}
+	if !filepath.IsAbs(w.Module) {
+		w.Module = filepath.Join(dir, w.Module)
+	}
+	return w, nil
+}
+
+// ParseBytes reads sizes like "256MiB", "64MB", "1048576".
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suf string
+		mul int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	mul := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suf) {
+			s, mul = strings.TrimSpace(strings.TrimSuffix(s, u.suf)), u.mul
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 256MiB)", s)
+	}
+	return n * mul, nil
+}
+
+// DefaultErrorOutput is where failed records go when error_output is not
+// set: a file next to a file output (out/x.jsonl -> out/x.errors.jsonl),
+// the process's stderr otherwise.
+func DefaultErrorOutput(output map[string]any) map[string]any {
+	if f, ok := output["file"].(map[string]any); ok {
+		if path, ok := f["path"].(string); ok && path != "" && !strings.Contains(path, "${!") {
+			ext := filepath.Ext(path)
+			return map[string]any{"file": map[string]any{
+				"path":  strings.TrimSuffix(path, ext) + ".errors.jsonl",
+				"codec": "lines",
+			}}
+		}
+	}
+	return map[string]any{"file": map[string]any{"path": "/dev/stderr", "codec": "lines"}}
+}

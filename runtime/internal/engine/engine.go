@@ -1,0 +1,454 @@
+// Package engine moves batches from an input through steps to outputs.
+//
+// # Threads and data flow
+//
+//		reader ──jobs──▶ worker × N ──done──▶ sequencer ──▶ writer per output ──▶ ack
+//
+//	  - The reader (one goroutine) takes a slot from the in-flight semaphore,
+//	    reads a batch, numbers it (seq) and hands it to the workers.
+//	  - Each worker owns one instance of every step (a Wasm instance is never
+//	    shared) and runs a batch through all steps in order. Steps here are
+//	    stateless, so any worker may take any batch.
+//	  - The sequencer restores input order (by seq) and hands each batch's
+//	    results to the writers: main output, error output, step ports.
+//	  - A writer (one goroutine per output) writes batches in order, retrying
+//	    a failed write with backoff until it succeeds or the hard stop comes.
+//	    When every result of an input batch is written, the input batch is
+//	    acknowledged and its slot returned.
+//
+// # Invariants
+//
+//  1. An input batch is acknowledged only after every record derived from it
+//     was accepted by an output, or counted as dropped (at-least-once).
+//  2. Output order equals input order, so records keep their order per key
+//     (and per input partition).
+//  3. At most MaxInFlight input batches exist between Read and ack; every
+//     queue is bounded, so a slow output slows the input (backpressure) and
+//     memory stays bounded by MaxInFlight batches.
+//  4. Every input record ends up in an output, the error output, or a
+//     dropped counter: per step, in = emitted inputs + failed + dropped.
+//
+// Issue "windowing" adds keyed segments: a shuffle by key group after the
+// stateless prefix, with workers owning key-group ranges; the sequencer then
+// works per segment. The job/tracker/writer parts stay as they are.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wsp-project/wsp/runtime/internal/connect"
+	"github.com/wsp-project/wsp/runtime/plugin"
+	"github.com/wsp-project/wsp/runtime/record"
+)
+
+// Step is a pipeline step. It makes one StepWorker per engine worker.
+type Step interface {
+	Name() string
+	// Ports are the step's named output ports; Result.Ports[i] is Ports()[i-1].
+	Ports() []string
+	NewWorker(ctx context.Context) (StepWorker, error)
+	Close(ctx context.Context) error
+}
+
+// StepWorker processes batches for one worker goroutine; never shared.
+type StepWorker interface {
+	// Process returns the step's results for in. An error fails the whole
+	// batch: its records go to the error output with the error as reason.
+	// The returned Result must not be reused by the worker afterwards: it
+	// travels to the outputs.
+	Process(ctx context.Context, in *record.Batch) (*plugin.Result, error)
+	Close(ctx context.Context) error
+}
+
+// Output is a named destination.
+type Output struct {
+	Name string
+	Out  connect.Output
+}
+
+// Config is everything Run needs. Zero values take the documented defaults.
+type Config struct {
+	Input       connect.Input
+	InputName   string // default "input"
+	Steps       []Step
+	Output      Output
+	ErrorOutput Output
+	// PortOutputs[i][port] is the output of step i's named port.
+	PortOutputs []map[string]Output
+	// Workers is the number of worker goroutines. Default 1.
+	Workers int
+	// MaxInFlight bounds input batches between read and ack. Default 4 × Workers.
+	MaxInFlight int
+	// RetryInitial and RetryMax bound the backoff between output retries.
+	// Defaults 100 ms and 10 s.
+	RetryInitial, RetryMax time.Duration
+	// Sleep waits between retries; tests inject a fake. Default: a timer.
+	Sleep  func(ctx context.Context, d time.Duration) error
+	Logger *slog.Logger
+	// Metrics receives the counters; default a fresh set.
+	Metrics *Metrics
+}
+
+func (c *Config) validate() error {
+	if c.Input == nil || c.Output.Out == nil || c.ErrorOutput.Out == nil {
+		return errors.New("engine: input, output and error output are required")
+	}
+	if c.InputName == "" {
+		c.InputName = "input"
+	}
+	if c.Output.Name == "" {
+		c.Output.Name = "output"
+	}
+	if c.ErrorOutput.Name == "" {
+		c.ErrorOutput.Name = "error_output"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 4 * c.Workers
+	}
+	if c.RetryInitial <= 0 {
+		c.RetryInitial = 100 * time.Millisecond
+	}
+	if c.RetryMax < c.RetryInitial {
+		c.RetryMax = 10 * time.Second
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	if len(c.PortOutputs) < len(c.Steps) {
+		po := make([]map[string]Output, len(c.Steps))
+		copy(po, c.PortOutputs)
+		c.PortOutputs = po
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dest is one result batch bound for one output.
+type dest struct {
+	out int // index into engine.outs
+	b   *record.Batch
+}
+
+// job is one input batch on its way through the engine.
+type job struct {
+	seq   uint64
+	batch *record.Batch
+	ack   connect.AckFunc
+	dests []dest
+}
+
+// tracker acknowledges an input batch once all its dests are written.
+type tracker struct {
+	mu      sync.Mutex
+	pending int
+	err     error
+	ack     connect.AckFunc
+	release func()
+}
+
+func (t *tracker) done(err error) {
+	t.mu.Lock()
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	t.pending--
+	last := t.pending == 0
+	t.mu.Unlock()
+	if last {
+		_ = t.ack(context.Background(), t.err)
+		t.release()
+	}
+}
+
+type write struct {
+	b *record.Batch
+	t *tracker
+}
+
+type engine struct {
+	cfg   Config
+	outs  []Output
+	chans []chan write
+	ports [][]int // ports[step][port index] -> outs index, -1 if unrouted
+	slots chan struct{}
+	m     *Metrics
+}
+
+// Run runs the pipeline until the input ends (returns nil) or ctx is done
+// (stops reading, drains what is in flight, returns nil). hard, when done,
+// also abandons output retries: their batches are nacked. A non-nil error
+// means the pipeline could not start or an input failed for good.
+func Run(ctx, hard context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	e := &engine{cfg: cfg, m: cfg.Metrics, slots: make(chan struct{}, cfg.MaxInFlight)}
+	e.outs = []Output{cfg.Output, cfg.ErrorOutput}
+	e.m.init(cfg)
+	for si, st := range cfg.Steps {
+		var idx []int
+		for _, p := range st.Ports() {
+			o, ok := cfg.PortOutputs[si][p]
+			if !ok {
+				cfg.Logger.Warn("port has no output; records routed there go to the error output",
+					"step", st.Name(), "port", p)
+				idx = append(idx, -1)
+				continue
+			}
+			if o.Name == "" {
+				o.Name = st.Name() + "." + p
+			}
+			idx = append(idx, len(e.outs))
+			e.outs = append(e.outs, o)
+			e.m.addOutput(o.Name)
+		}
+		e.ports = append(e.ports, idx)
+	}
+	// Make every worker's step instances before reading anything, so a
+	// bad module fails the run at start.
+	workers := make([][]StepWorker, cfg.Workers)
+	closeWorkers := func() {
+		for _, ws := range workers {
+			for _, w := range ws {
+				_ = w.Close(context.Background())
+			}
+		}
+	}
+	for i := range workers {
+		for _, st := range cfg.Steps {
+			w, err := st.NewWorker(ctx)
+			if err != nil {
+				closeWorkers()
+				return fmt.Errorf("engine: step %s: %w", st.Name(), err)
+			}
+			workers[i] = append(workers[i], w)
+		}
+	}
+	defer closeWorkers()
+
+	jobs := make(chan *job, cfg.Workers)
+	done := make(chan *job, cfg.MaxInFlight)
+	var wwg, owg sync.WaitGroup
+	e.chans = make([]chan write, len(e.outs))
+	for i := range e.outs {
+		e.chans[i] = make(chan write, cfg.MaxInFlight)
+		owg.Add(1)
+		go func(i int) {
+			defer owg.Done()
+			e.writer(hard, i)
+		}(i)
+	}
+	for i := range workers {
+		wwg.Add(1)
+		go func(ws []StepWorker) {
+			defer wwg.Done()
+			for j := range jobs {
+				e.process(ctx, ws, j)
+				done <- j
+			}
+		}(workers[i])
+	}
+	go func() {
+		wwg.Wait()
+		close(done)
+	}()
+	seqDone := make(chan struct{})
+	go func() {
+		e.sequence(done)
+		close(seqDone)
+	}()
+	e.m.Ready.Store(true)
+	readErr := e.read(ctx, jobs)
+	close(jobs)
+	<-seqDone
+	for _, c := range e.chans {
+		close(c)
+	}
+	owg.Wait()
+	// Every slot comes back once its batch is acked.
+	for i := 0; i < cap(e.slots); i++ {
+		e.slots <- struct{}{}
+	}
+	e.m.Ready.Store(false)
+	e.m.finish()
+	return readErr
+}
+
+// read is the reader loop.
+func (e *engine) read(ctx context.Context, jobs chan<- *job) error {
+	in := e.cfg.Input
+	backoff := e.cfg.RetryInitial
+	for seq := uint64(0); ; {
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		b, ack, err := in.Read(ctx)
+		if err != nil {
+			<-e.slots
+			switch {
+			case errors.Is(err, connect.ErrEndOfInput):
+				return nil
+			case ctx.Err() != nil:
+				return nil
+			}
+			e.m.InputErrors.Add(1)
+			e.cfg.Logger.Warn("input read failed; retrying", "input", e.cfg.InputName, "error", err, "backoff", backoff)
+			if e.cfg.Sleep(ctx, backoff) != nil {
+				return nil
+			}
+			backoff = min(2*backoff, e.cfg.RetryMax)
+			continue
+		}
+		backoff = e.cfg.RetryInitial
+		e.m.InputRecords.Add(int64(b.Len()))
+		e.m.InputBatches.Add(1)
+		if b.Len() == 0 {
+			_ = ack(context.Background(), nil)
+			<-e.slots
+			continue
+		}
+		jobs <- &job{seq: seq, batch: b, ack: ack}
+		seq++
+	}
+}
+
+// process runs one batch through every step on a worker.
+func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
+	cur := j.batch
+	var errs *record.Batch
+	fail := func(src *record.Batch, r *record.Record, step, reason string) {
+		if errs == nil {
+			errs = &record.Batch{Source: j.batch.Source}
+		}
+		line := errorLine(nil, src.Source, r, step, reason)
+		errs.Records = append(errs.Records, record.Record{Value: line, Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+	}
+	for si, w := range ws {
+		st := e.cfg.Steps[si]
+		sm := &e.m.Steps[si]
+		sm.In.Add(int64(cur.Len()))
+		res, err := w.Process(ctx, cur)
+		if err != nil {
+			sm.Failed.Add(int64(cur.Len()))
+			for i := range cur.Records {
+				fail(cur, &cur.Records[i], st.Name(), err.Error())
+			}
+			cur = nil
+			break
+		}
+		sm.Failed.Add(int64(len(res.Failed)))
+		sm.Dropped.Add(int64(res.Dropped))
+		for _, f := range res.Failed {
+			fail(cur, &cur.Records[f.Index], st.Name(), f.Reason)
+		}
+		for p := 1; p < len(res.Ports); p++ {
+			pb := &res.Ports[p]
+			if pb.Len() == 0 {
+				continue
+			}
+			sm.Routed.Add(int64(pb.Len()))
+			oi := e.ports[si][p-1]
+			if oi < 0 {
+				for i := range pb.Records {
+					fail(pb, &pb.Records[i], st.Name(), fmt.Sprintf("routed to port %q, which has no output", st.Ports()[p-1]))
+				}
+				continue
+			}
+			j.dests = append(j.dests, dest{out: oi, b: pb})
+		}
+		cur = &res.Ports[0]
+		sm.Out.Add(int64(cur.Len()))
+		if cur.Len() == 0 {
+			break
+		}
+	}
+	if cur != nil && cur.Len() > 0 {
+		j.dests = append(j.dests, dest{out: 0, b: cur})
+	}
+	if errs != nil {
+		j.dests = append(j.dests, dest{out: 1, b: errs})
+	}
+}
+
+// sequence restores input order and dispatches results to the writers.
+func (e *engine) sequence(done <-chan *job) {
+	pending := map[uint64]*job{}
+	next := uint64(0)
+	for j := range done {
+		pending[j.seq] = j
+		for {
+			j, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			e.dispatch(j)
+		}
+	}
+}
+
+func (e *engine) dispatch(j *job) {
+	if len(j.dests) == 0 { // everything dropped
+		_ = j.ack(context.Background(), nil)
+		<-e.slots
+		return
+	}
+	t := &tracker{pending: len(j.dests), ack: j.ack, release: func() { <-e.slots }}
+	for _, d := range j.dests {
+		e.chans[d.out] <- write{b: d.b, t: t}
+	}
+}
+
+// writer writes one output's batches in order, retrying with backoff.
+func (e *engine) writer(hard context.Context, i int) {
+	o := e.outs[i]
+	om := e.m.output(o.Name)
+	for w := range e.chans[i] {
+		backoff := e.cfg.RetryInitial
+		var err error
+		for {
+			err = o.Out.Write(hard, w.b)
+			if err == nil {
+				om.Written.Add(int64(w.b.Len()))
+				om.Batches.Add(1)
+				break
+			}
+			om.Retries.Add(1)
+			e.cfg.Logger.Warn("output write failed; retrying", "output", o.Name, "error", err, "backoff", backoff)
+			if e.cfg.Sleep(hard, backoff) != nil {
+				om.Abandoned.Add(int64(w.b.Len()))
+				err = fmt.Errorf("output %s: abandoned at hard stop after error: %w", o.Name, err)
+				break
+			}
+			backoff = min(2*backoff, e.cfg.RetryMax)
+		}
+		w.t.done(err)
+	}
+}

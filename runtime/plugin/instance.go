@@ -1,0 +1,439 @@
+package plugin
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wsp-project/wsp/hostabi"
+	"github.com/wsp-project/wsp/runtime/internal/jsonfields"
+	"github.com/wsp-project/wsp/runtime/record"
+)
+
+// ErrorKind classifies a guest fault.
+type ErrorKind int
+
+// Kinds of *Error.
+const (
+	Trap      ErrorKind = iota + 1 // the guest trapped (unreachable, out-of-bounds access, stack overflow, panic)
+	Timeout                        // the call ran past Options.Timeout
+	Fault                          // a host function was given bad pointers or arguments
+	Malformed                      // the output chunk did not parse or broke a rule of the ABI
+	Returned                       // the export returned non-zero (the guest failed the batch)
+	Init                           // _initialize, wsp_abi or wsp_init failed
+)
+
+var kindNames = map[ErrorKind]string{Trap: "trap", Timeout: "timeout", Fault: "fault",
+	Malformed: "malformed output", Returned: "failed", Init: "init"}
+
+func (k ErrorKind) String() string { return kindNames[k] }
+
+// Error is a guest fault, naming the module and the export that was running.
+type Error struct {
+	Module string
+	Export string
+	Kind   ErrorKind
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("plugin %s: %s: %s: %v", e.Module, e.Export, e.Kind, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Failure is one input record the guest failed, with its reason.
+type Failure struct {
+	Index  int
+	Reason string
+}
+
+// Result holds what one call produced. Reuse it across calls to save
+// allocations; Call resets it.
+type Result struct {
+	// Ports[0] is the main output; Ports[i] is the module's port i
+	// (Module.Ports()[i-1]). Records keep the output order.
+	Ports []record.Batch
+	// Failed lists the input records the guest failed.
+	Failed []Failure
+	// Dropped counts input records that produced neither output nor failure.
+	Dropped int
+}
+
+func (r *Result) reset(ports int, src record.Source) {
+	if cap(r.Ports) < ports {
+		r.Ports = make([]record.Batch, ports)
+	}
+	r.Ports = r.Ports[:ports]
+	for i := range r.Ports {
+		r.Ports[i].Reset()
+		r.Ports[i].Source = src
+	}
+	r.Failed = r.Failed[:0]
+	r.Dropped = 0
+}
+
+type phase int32
+
+const (
+	phaseIdle phase = iota
+	phaseInit
+	phaseCall
+)
+
+type instKey struct{}
+
+// Instance is one instantiation of a Module, owned by one goroutine at a time.
+type Instance struct {
+	m      *Module
+	mod    api.Module // nil after a fault, until re-instantiated
+	fn     api.Function
+	ctx    context.Context // carries the instance to host functions; cancelled on time-out
+	cancel context.CancelFunc
+	stack  [1]uint64
+
+	// Time limit: the timer fires on a separate goroutine and cancels ctx
+	// when the running call is past its deadline (0 = no call running).
+	timer    *time.Timer
+	deadline atomic.Int64
+	timedOut atomic.Bool
+
+	phase  phase
+	export string // the export running, for errors
+
+	// The staged input of the running call.
+	in      *record.Batch
+	inSize  int
+	fields  []byte // encoded fields sections, back to back
+	fEnd    []int  // fEnd[i]: end of record i's section in fields
+	notJSON []bool
+	scratch jsonfields.Scratch
+
+	// What the running call produced.
+	res       *Result
+	lastIndex int64 // last input index seen in output (ascending order rule)
+	emitted   int   // distinct input indexes that produced output
+	failMsg   string
+	fault     error // set by a host function before it aborts the call
+
+	// Declarations made during wsp_init.
+	declFields []string
+	declPorts  []string
+}
+
+// Instance returns an instance for one worker: the one made eagerly at load
+// if it is still free, or a new one. Close it when the worker ends.
+func (m *Module) Instance(ctx context.Context) (*Instance, error) {
+	if v := m.pool.Get(); v != nil {
+		return v.(*Instance), nil
+	}
+	return m.newInstance(ctx)
+}
+
+func (m *Module) newInstance(ctx context.Context) (*Instance, error) {
+	in := &Instance{m: m}
+	in.timer = time.AfterFunc(time.Hour, in.onTimer)
+	in.timer.Stop()
+	if err := in.instantiate(ctx); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *Instance) onTimer() {
+	d := in.deadline.Load()
+	if d == 0 {
+		return
+	}
+	if rem := d - time.Now().UnixNano(); rem > 0 {
+		in.timer.Reset(time.Duration(rem))
+		return
+	}
+	in.timedOut.Store(true)
+	in.cancel()
+}
+
+func (in *Instance) instantiate(ctx context.Context) error {
+	m := in.m
+	in.ctx, in.cancel = context.WithCancel(context.WithValue(context.Background(), instKey{}, in))
+	in.timedOut.Store(false)
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithStderr(&logWriter{m: m}).WithStdout(&logWriter{m: m})
+	g := m.opts.Grants
+	if g.Clock {
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+	}
+	if g.Random {
+		cfg = cfg.WithRandSource(crand.Reader)
+	}
+	for _, name := range g.Env {
+		if v, ok := os.LookupEnv(name); ok {
+			cfg = cfg.WithEnv(name, v)
+		}
+	}
+	mod, err := m.rt.InstantiateModule(in.ctx, m.compiled, cfg)
+	if err != nil {
+		return &Error{Module: m.name, Export: "instantiate", Kind: Init, Err: err}
+	}
+	in.mod = mod
+	fail := func(export string, err error) error {
+		in.discard(ctx)
+		var pe *Error
+		if errors.As(err, &pe) {
+			pe.Kind = Init
+			return pe
+		}
+		return &Error{Module: m.name, Export: export, Kind: Init, Err: err}
+	}
+	if f := mod.ExportedFunction(hostabi.ExportInitialize); f != nil {
+		if err := in.guard(hostabi.ExportInitialize, f, nil); err != nil {
+			return fail(hostabi.ExportInitialize, err)
+		}
+	}
+	if err := in.guard(hostabi.ExportABI, mod.ExportedFunction(hostabi.ExportABI), nil); err != nil {
+		return fail(hostabi.ExportABI, err)
+	}
+	if err := m.checkABI(in.stack[0]); err != nil {
+		return fail(hostabi.ExportABI, err)
+	}
+	in.declFields, in.declPorts = nil, nil
+	if f := mod.ExportedFunction(hostabi.ExportInit); f != nil {
+		in.phase = phaseInit
+		in.failMsg = ""
+		err := in.guard(hostabi.ExportInit, f, nil)
+		in.phase = phaseIdle
+		if err != nil {
+			return fail(hostabi.ExportInit, err)
+		}
+		if rc := int32(in.stack[0]); rc != 0 {
+			msg := in.failMsg
+			if msg == "" {
+				msg = fmt.Sprintf("returned %d", rc)
+			}
+			return fail(hostabi.ExportInit, errors.New(msg))
+		}
+	}
+	if err := m.declare(in.declFields, in.declPorts); err != nil {
+		return fail(hostabi.ExportInit, err)
+	}
+	in.fn = mod.ExportedFunction(m.opts.Function.Export())
+	return nil
+}
+
+// guard calls f with the time limit, turning every failure into an *Error.
+// The result is left in in.stack[0].
+func (in *Instance) guard(export string, f api.Function, arg *uint64) error {
+	in.export = export
+	in.fault = nil
+	stack := in.stack[:]
+	if arg != nil {
+		stack[0] = *arg
+	}
+	t := in.m.opts.Timeout
+	in.deadline.Store(time.Now().Add(t).UnixNano())
+	in.timer.Reset(t)
+	err := f.CallWithStack(in.ctx, stack)
+	in.deadline.Store(0)
+	in.timer.Stop()
+	if err == nil {
+		return nil
+	}
+	e := &Error{Module: in.m.name, Export: export, Kind: Trap, Err: err}
+	var exit *sys.ExitError
+	switch {
+	case in.fault != nil:
+		e.Err = in.fault
+		e.Kind = Fault
+		var pe *hostabi.ParseError
+		if errors.As(in.fault, &pe) {
+			e.Kind = Malformed
+		}
+	case in.timedOut.Load():
+		e.Kind = Timeout
+		e.Err = fmt.Errorf("did not return within %s", t)
+	case errors.As(err, &exit):
+		e.Err = fmt.Errorf("guest exited with code %d", exit.ExitCode())
+	}
+	return e
+}
+
+// discard closes the wazero module after a fault; the next Call makes a new one.
+func (in *Instance) discard(ctx context.Context) {
+	if in.mod != nil {
+		_ = in.mod.Close(ctx)
+		in.mod = nil
+	}
+	in.cancel()
+}
+
+// Close releases the instance.
+func (in *Instance) Close(ctx context.Context) error {
+	in.timer.Stop()
+	in.discard(ctx)
+	return nil
+}
+
+// Call runs the module's batch function over b, filling res. A returned
+// error is an *Error: the batch as a whole failed (the caller sends its
+// records to the error output); the instance has already recovered, and the
+// next Call runs on a fresh instantiation if the fault required one.
+func (in *Instance) Call(ctx context.Context, b *record.Batch, res *Result) error {
+	m := in.m
+	if in.mod == nil {
+		if err := in.instantiate(ctx); err != nil {
+			return err
+		}
+	}
+	res.reset(len(m.ports)+1, b.Source)
+	if err := in.stage(b); err != nil {
+		return &Error{Module: m.name, Export: m.opts.Function.Export(), Kind: Fault, Err: err}
+	}
+	in.res = res
+	in.lastIndex, in.emitted = -1, 0
+	in.failMsg = ""
+	in.phase = phaseCall
+	n := uint64(len(b.Records))
+	err := in.guard(m.opts.Function.Export(), in.fn, &n)
+	in.phase = phaseIdle
+	in.in, in.res = nil, nil
+	if err != nil {
+		in.discard(ctx)
+		return err
+	}
+	if rc := int32(in.stack[0]); rc != 0 {
+		msg := in.failMsg
+		if msg == "" {
+			msg = fmt.Sprintf("returned %d", rc)
+		}
+		return &Error{Module: m.name, Export: m.opts.Function.Export(), Kind: Returned, Err: errors.New(msg)}
+	}
+	res.Dropped = len(b.Records) - in.emitted
+	if m.opts.Function != Process {
+		if err := in.checkOnePerInput(res, len(b.Records)); err != nil {
+			return &Error{Module: m.name, Export: m.opts.Function.Export(), Kind: Malformed, Err: err}
+		}
+	}
+	return nil
+}
+
+// checkOnePerInput enforces that key and timestamp functions answer every
+// input exactly once, with the part they exist to provide.
+func (in *Instance) checkOnePerInput(res *Result, n int) error {
+	for p := 1; p < len(res.Ports); p++ {
+		if res.Ports[p].Len() > 0 {
+			return errors.New("a key or timestamp function may not route to ports")
+		}
+	}
+	main := res.Ports[0].Records
+	if len(main)+len(res.Failed) != n || in.emitted != n {
+		return fmt.Errorf("a key or timestamp function must answer each of the %d inputs once; got %d records and %d failures",
+			n, len(main), len(res.Failed))
+	}
+	want, what := record.HasKey, "key"
+	if in.m.opts.Function == Timestamp {
+		want, what = record.HasTime, "time"
+	}
+	for i := range main {
+		if main[i].Flags&want == 0 {
+			return fmt.Errorf("output record %d (input %d) carries no %s", i, main[i].Pos, what)
+		}
+	}
+	return nil
+}
+
+// stage prepares b for batch_read: extracts declared fields and computes the
+// encoded size.
+func (in *Instance) stage(b *record.Batch) error {
+	in.in = b
+	size := hostabi.BatchHeaderSize
+	ex := in.m.extractor
+	n := len(b.Records)
+	if ex != nil {
+		in.fields = in.fields[:0]
+		if cap(in.fEnd) < n {
+			in.fEnd = make([]int, n)
+			in.notJSON = make([]bool, n)
+		}
+		in.fEnd, in.notJSON = in.fEnd[:n], in.notJSON[:n]
+		for i := range b.Records {
+			var ok bool
+			in.fields, ok = ex.Append(in.fields, b.Records[i].Value, &in.scratch)
+			in.fEnd[i] = len(in.fields)
+			in.notJSON[i] = !ok
+		}
+		size += len(in.fields)
+	}
+	for i := range b.Records {
+		r := &b.Records[i]
+		size += hostabi.RecordHeaderSize + len(r.Key) + len(r.Value)
+		for _, kv := range r.Meta {
+			size += hostabi.MetaEntrySize(kv.Key, kv.Value)
+		}
+	}
+	if size > 1<<31-1 {
+		return fmt.Errorf("batch of %d bytes is larger than the ABI's 2 GiB limit", size)
+	}
+	in.inSize = size
+	return nil
+}
+
+// encode writes the staged batch into dst (len(dst) == in.inSize).
+func (in *Instance) encode(dst []byte) {
+	b := in.in
+	hostabi.PutBatchHeader(dst, uint32(len(b.Records)))
+	p := hostabi.BatchHeaderSize
+	fields := in.m.extractor != nil
+	fstart := 0
+	for i := range b.Records {
+		r := &b.Records[i]
+		kl, vl := len(r.Key), len(r.Value)
+		var flags uint8
+		if r.Flags&record.HasTime != 0 {
+			flags |= hostabi.FlagHasTime
+		}
+		if r.Flags&record.HasKey != 0 {
+			flags |= hostabi.FlagHasKey
+		}
+		metaLen := 0
+		for _, kv := range r.Meta {
+			metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
+		}
+		var fsec []byte
+		if fields {
+			fsec = in.fields[fstart:in.fEnd[i]]
+			fstart = in.fEnd[i]
+			if in.notJSON[i] {
+				flags |= hostabi.FlagNotJSON
+			}
+		}
+		d := dst[p : p+hostabi.RecordHeaderSize+kl+vl]
+		binary.LittleEndian.PutUint64(d[0:], uint64(uint32(i))|uint64(flags)<<56)
+		binary.LittleEndian.PutUint64(d[8:], uint64(r.Time))
+		binary.LittleEndian.PutUint64(d[16:], uint64(uint32(kl))|uint64(uint32(vl))<<32)
+		binary.LittleEndian.PutUint64(d[24:], uint64(uint32(metaLen))|uint64(uint32(len(fsec)))<<32)
+		copy(d[hostabi.RecordHeaderSize:], r.Key)
+		copy(d[hostabi.RecordHeaderSize+kl:], r.Value)
+		p += len(d)
+		for _, kv := range r.Meta {
+			p += hostabi.PutMetaEntry(dst[p:], kv.Key, kv.Value)
+		}
+		p += copy(dst[p:], fsec)
+	}
+}
+
+// logWriter forwards guest stdout/stderr (e.g. a Go panic trace) to the log.
+type logWriter struct{ m *Module }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.m.opts.Logger.Warn("guest output", "module", w.m.name, "text", string(p))
+	return len(p), nil
+}

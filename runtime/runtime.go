@@ -1,0 +1,320 @@
+// Package runtime is wsp's public API: load a pipeline file and run it.
+//
+//	p, err := runtime.Load("pipeline.yaml")
+//	sum, err := p.Run(ctx, runtime.Options{Workers: 2})
+//
+// Everything else (the engine, connectors, config parsing) is internal; the
+// plugin host is runtime/plugin and the record types are runtime/record.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wsp-project/wsp/runtime/internal/config"
+	"github.com/wsp-project/wsp/runtime/internal/connect"
+	"github.com/wsp-project/wsp/runtime/internal/engine"
+	"github.com/wsp-project/wsp/runtime/internal/gobuild"
+	"github.com/wsp-project/wsp/runtime/plugin"
+	"github.com/wsp-project/wsp/runtime/record"
+)
+
+// Options are the runtime settings of a run. Zero values take the defaults.
+type Options struct {
+	// Workers is the number of worker goroutines, each with its own
+	// instance of every Wasm step. Default: the number of CPUs.
+	Workers int
+	// BatchSize is the largest batch wsp's own inputs produce. Default 1024.
+	BatchSize int
+	// MaxInFlight bounds input batches between read and acknowledgement
+	// (memory bound and backpressure). Default 4 × Workers.
+	MaxInFlight int
+	// CacheDir holds compiled modules and built Go plugins. Default
+	// $XDG_CACHE_HOME/wsp (usually ~/.cache/wsp).
+	CacheDir string
+	// StateDir is reserved for keyed state and checkpoints (issue "state");
+	// it is not used yet.
+	StateDir string
+	// BenthosConnectors runs every input and output through Benthos, even
+	// those wsp implements natively (file, stdin, stdout). Default false.
+	BenthosConnectors bool
+	// RetryInitial and RetryMax bound output retry backoff. Defaults 100 ms, 10 s.
+	RetryInitial, RetryMax time.Duration
+	// Logger receives logs. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics receives live counters (for the HTTP endpoints). Default a fresh set.
+	Metrics *Metrics
+	// HardStop, when done, abandons output retries during a graceful
+	// stop (their input batches are nacked). Default: never.
+	HardStop context.Context
+}
+
+// Metrics are the live counters of a run.
+type Metrics = engine.Metrics
+
+// Summary is the counters at the end of a run.
+type Summary = engine.Snapshot
+
+// NewMetrics makes a counter set to pass in Options.Metrics.
+func NewMetrics() *Metrics { return engine.NewMetrics() }
+
+func (o *Options) validate() error {
+	if o.Workers <= 0 {
+		o.Workers = goruntime.NumCPU()
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1024
+	}
+	if o.BatchSize > 1<<20 {
+		return fmt.Errorf("batch size %d is too large (max 1048576)", o.BatchSize)
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 4 * o.Workers
+	}
+	if o.CacheDir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			d = os.TempDir()
+		}
+		o.CacheDir = filepath.Join(d, "wsp")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.HardStop == nil {
+		o.HardStop = context.Background()
+	}
+	return nil
+}
+
+// Pipeline is a parsed pipeline file.
+type Pipeline struct {
+	cfg *config.Pipeline
+}
+
+// Load reads a pipeline file. `${VAR}` and `${VAR:default}` are expanded
+// from the environment; relative module paths resolve against the file's
+// folder, connector paths against the working directory (as in Benthos).
+func Load(path string) (*Pipeline, error) {
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{cfg: c}, nil
+}
+
+// Parse parses pipeline YAML; dir resolves relative module paths.
+func Parse(yaml []byte, dir string) (*Pipeline, error) {
+	c, err := config.Parse(yaml, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{cfg: c}, nil
+}
+
+// Run runs the pipeline until its input ends or ctx is done. On ctx done it
+// stops reading, drains what is in flight, and returns. The Summary holds
+// the counters either way.
+func (p *Pipeline) Run(ctx context.Context, opts Options) (Summary, error) {
+	if err := opts.validate(); err != nil {
+		return Summary{}, err
+	}
+	r := &run{p: p, opts: opts}
+	defer r.close()
+	cfg, err := r.build(ctx)
+	if err != nil {
+		return opts.Metrics.Snapshot(), err
+	}
+	err = engine.Run(ctx, opts.HardStop, cfg)
+	return opts.Metrics.Snapshot(), err
+}
+
+// run holds what one Run opened, to close it in reverse.
+type run struct {
+	p       *Pipeline
+	opts    Options
+	eng     *plugin.Engine
+	modules []*plugin.Module
+	closers []func(context.Context) error
+}
+
+func (r *run) close() {
+	ctx := context.Background()
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		if err := r.closers[i](ctx); err != nil {
+			r.opts.Logger.Warn("close", "error", err)
+		}
+	}
+}
+
+func (r *run) connOpts(name string) connect.Options {
+	return connect.Options{Native: !r.opts.BenthosConnectors, BatchSize: r.opts.BatchSize, Name: name}
+}
+
+func (r *run) output(ctx context.Context, name string, conf map[string]any) (engine.Output, error) {
+	o, err := connect.NewOutput(ctx, conf, r.connOpts(name))
+	if err != nil {
+		return engine.Output{}, fmt.Errorf("%s: %w", name, err)
+	}
+	r.closers = append(r.closers, o.Close)
+	return engine.Output{Name: name, Out: o}, nil
+}
+
+func (r *run) build(ctx context.Context) (engine.Config, error) {
+	c := r.p.cfg
+	o := r.opts
+	if o.StateDir != "" {
+		o.Logger.Warn("state_dir is set but keyed state and checkpoints are not implemented yet; open windows and positions are not persisted", "state_dir", o.StateDir)
+	}
+	eng, err := plugin.NewEngine(filepath.Join(o.CacheDir, "compiled"))
+	if err != nil {
+		return engine.Config{}, err
+	}
+	r.eng = eng
+	r.closers = append(r.closers, eng.Close)
+	cfg := engine.Config{
+		InputName:    "input",
+		Workers:      o.Workers,
+		MaxInFlight:  o.MaxInFlight,
+		RetryInitial: o.RetryInitial,
+		RetryMax:     o.RetryMax,
+		Logger:       o.Logger,
+		Metrics:      o.Metrics,
+	}
+	for _, s := range c.Steps {
+		st, err := r.wasmStep(ctx, s)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Steps = append(cfg.Steps, st)
+		ports := map[string]engine.Output{}
+		declared := map[string]bool{}
+		for _, p := range st.Ports() {
+			declared[p] = true
+		}
+		names := make([]string, 0, len(s.Outputs))
+		for n := range s.Outputs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, pn := range names {
+			if !declared[pn] {
+				return cfg, fmt.Errorf("step %s (line %d): outputs.%s: the module declares no port %q (it declares: %s)",
+					s.Name, s.Line, pn, pn, strings.Join(st.Ports(), ", "))
+			}
+			po, err := r.output(ctx, s.Name+"."+pn, s.Outputs[pn])
+			if err != nil {
+				return cfg, err
+			}
+			ports[pn] = po
+		}
+		cfg.PortOutputs = append(cfg.PortOutputs, ports)
+	}
+	in, err := connect.NewInput(ctx, c.Input, r.connOpts("input"))
+	if err != nil {
+		return cfg, fmt.Errorf("input: %w", err)
+	}
+	r.closers = append(r.closers, in.Close)
+	cfg.Input = in
+	if cfg.Output, err = r.output(ctx, "output", c.Output); err != nil {
+		return cfg, err
+	}
+	eo := c.ErrorOutput
+	if eo == nil {
+		eo = config.DefaultErrorOutput(c.Output)
+	}
+	if cfg.ErrorOutput, err = r.output(ctx, "error_output", eo); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// wasmStep loads a step's module, building Go sources first when needed.
+func (r *run) wasmStep(ctx context.Context, s config.Step) (*wasmStep, error) {
+	w := s.Wasm
+	path := w.Module
+	if gobuild.IsSource(path) {
+		built, err := gobuild.Build(ctx, path, r.opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("step %s (line %d): %w", s.Name, s.Line, err)
+		}
+		path = built
+	} else if st, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("step %s (line %d): wasm.module: %w", s.Name, s.Line, err)
+	} else if st.IsDir() {
+		return nil, fmt.Errorf("step %s (line %d): wasm.module %s is a folder without Go files", s.Name, s.Line, path)
+	}
+	var cfgJSON []byte
+	if w.Config != nil {
+		b, err := json.Marshal(w.Config)
+		if err != nil {
+			return nil, fmt.Errorf("step %s: wasm.config: %w", s.Name, err)
+		}
+		cfgJSON = b
+	}
+	m, err := r.eng.LoadFile(ctx, path, plugin.Options{
+		Name:        s.Name + "(" + filepath.Base(w.Module) + ")",
+		Function:    plugin.Function(w.Function),
+		Config:      cfgJSON,
+		MemoryLimit: w.MemoryLimit,
+		Timeout:     w.Timeout,
+		Grants:      plugin.Grants{Clock: w.Grants.Clock, Random: w.Grants.Random, Env: w.Grants.Env},
+		Logger:      r.opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("step %s (line %d): %w", s.Name, s.Line, err)
+	}
+	r.closers = append(r.closers, m.Close)
+	return &wasmStep{name: s.Name, m: m}, nil
+}
+
+// wasmStep runs a Wasm module's batch function.
+type wasmStep struct {
+	name string
+	m    *plugin.Module
+}
+
+func (s *wasmStep) Name() string                    { return s.name }
+func (s *wasmStep) Ports() []string                 { return s.m.Ports() }
+func (s *wasmStep) Close(ctx context.Context) error { return nil }
+
+func (s *wasmStep) NewWorker(ctx context.Context) (engine.StepWorker, error) {
+	in, err := s.m.Instance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &wasmWorker{in: in}, nil
+}
+
+type wasmWorker struct{ in *plugin.Instance }
+
+func (w *wasmWorker) Process(ctx context.Context, b *record.Batch) (*plugin.Result, error) {
+	res := &plugin.Result{}
+	if err := w.in.Call(ctx, b, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (w *wasmWorker) Close(ctx context.Context) error { return w.in.Close(ctx) }
+
+// IsGoSource reports whether path is a Go plugin source folder.
+func IsGoSource(path string) bool { return gobuild.IsSource(path) }
+
+// BuildGoPlugin builds a Go plugin source folder into a .wasm module under
+// cacheDir (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared) and returns its
+// path; an unchanged plugin is not rebuilt.
+func BuildGoPlugin(ctx context.Context, dir, cacheDir string) (string, error) {
+	return gobuild.Build(ctx, dir, cacheDir)
+}
