@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ type settings struct {
 	StateDir          string
 	HTTPAddr          string
 	BenthosConnectors bool
+	CPUProfile        string
 }
 
 // loadSettings resolves flags > WSP_* env > config file > defaults.
@@ -44,6 +46,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 	fs.String("cache-dir", "", "compiled module and Go plugin build cache (default: $XDG_CACHE_HOME/wsp)")
 	fs.String("state-dir", "", "keyed state and checkpoints (reserved: not used yet)")
 	fs.String("http-addr", "127.0.0.1:4195", "address for /ready, /health, /metrics and /stats (\"\" or \"off\" disables)")
+	fs.String("cpu-profile", "", "write a Go CPU profile of the run to this file")
 	fs.Bool("benthos-connectors", false, "run every input and output through Benthos, also file/stdin/stdout")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: wsp run [flags] <pipeline.yaml>\n\nflags (each also as WSP_<NAME> in the environment, or in --config):")
@@ -74,6 +77,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 		StateDir:          v.GetString("state-dir"),
 		HTTPAddr:          v.GetString("http-addr"),
 		BenthosConnectors: v.GetBool("benthos-connectors"),
+		CPUProfile:        v.GetString("cpu-profile"),
 	}
 	return s, fs.Args(), s.validate()
 }
@@ -135,6 +139,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	if s.CPUProfile != "" {
+		f, err := os.Create(s.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "wsp run:", err)
+			return exitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "wsp run:", err)
+			return exitUsage
+		}
+		defer pprof.StopCPUProfile()
+	}
 	metrics := wsp.NewMetrics()
 	if s.HTTPAddr != "" && s.HTTPAddr != "off" {
 		srv, err := serveHTTP(s.HTTPAddr, metrics)

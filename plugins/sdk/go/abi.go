@@ -16,6 +16,9 @@ const (
 
 	kindEmit = 0
 	kindFail = 1
+	kindKeep = 2 // an 8-byte record: index u32 | port u16 | kind u8 | flags u8 (0)
+
+	keepRecordSize = 8
 
 	flagHasTime = 1 << 0
 	flagHasKey  = 1 << 1

@@ -56,9 +56,8 @@ func TestOutputBytes(t *testing.T) {
 		}
 	})
 	want := []byte{
-		// Keep: index 0, port 0, kind 0, flags same_* | has_key | has_time, all lengths 0.
-		0, 0, 0, 0, 0, 0, 0, 0xF3, 0, 0, 0, 0, 0, 0, 0, 0,
-		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		// Keep: an 8-byte keep record: index 0, port 0, kind 2, flags 0.
+		0, 0, 0, 0, 0, 0, 2, 0,
 		// Emit: same_key|same_time|same_meta | has_key | has_time, value_len 2.
 		0, 0, 0, 0, 0, 0, 0, 0xD3, 0, 0, 0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

@@ -52,12 +52,11 @@ type Output struct {
 	last int // highest input index emitted so far
 }
 
-// Keep emits r unchanged to the main output (key, value, time and metadata
-// taken from the input, nothing copied).
+// Keep emits r unchanged to the main output: an 8-byte keep record, nothing
+// copied (the pass and filter path).
 func (o *Output) Keep(r *Record) {
 	o.start(r)
-	putHeader(o.reserve(recordHeaderSize), uint32(r.index), 0, kindEmit,
-		uint8(SameAll)|r.flags&(flagHasTime|flagHasKey), 0, 0, 0, 0)
+	putKeep(o.reserve(keepRecordSize), uint32(r.index), 0)
 }
 
 // Emit emits a record to the main output with r's key, time and metadata and
@@ -87,7 +86,7 @@ func (o *Output) To(port PortID, r *Record, value []byte) {
 	num := o.portNum(port)
 	flags := uint8(SameKey|SameTime|SameMeta) | r.flags&(flagHasTime|flagHasKey)
 	if value == nil {
-		putHeader(o.reserve(recordHeaderSize), uint32(r.index), num, kindEmit, flags|uint8(SameValue), 0, 0, 0, 0)
+		putKeep(o.reserve(keepRecordSize), uint32(r.index), num)
 		return
 	}
 	b := o.reserve(recordHeaderSize + len(value))
@@ -111,6 +110,10 @@ func (o *Output) EmitRecord(r *Record, rec *OutRecord) {
 	o.start(r)
 	num := o.portNum(rec.Port)
 	same := rec.Same & SameAll
+	if same == SameAll {
+		putKeep(o.reserve(keepRecordSize), uint32(r.index), num)
+		return
+	}
 	flags := uint8(same)
 	var klen, vlen, mlen int
 	if same&SameKey != 0 {
@@ -234,6 +237,11 @@ func (o *Output) flush() {
 		panic(newHostError("batch_write", rc))
 	}
 	o.buf = o.buf[:0]
+}
+
+// putKeep writes a keep record into b[:8].
+func putKeep(b []byte, index uint32, port uint16) {
+	le.PutUint64(b, uint64(index)|uint64(port)<<32|kindKeep<<48)
 }
 
 // putHeader writes a record header into b[:32].

@@ -231,8 +231,8 @@ func TestRecordParts(t *testing.T) {
 		}
 	}
 	for _, c := range res.Chunks {
-		if len(c) != 3*32 {
-			t.Errorf("keep chunk is %d bytes, want 3 bare headers", len(c))
+		if len(c) != 3*8 {
+			t.Errorf("keep chunk is %d bytes, want 3 keep records", len(c))
 		}
 	}
 }

@@ -27,6 +27,8 @@ type Extractor struct {
 
 // node is one level of the path trie.
 type node struct {
+	names    []string // child names, parallel to kids (a linear scan beats a map for a few keys)
+	kids     []*node
 	children map[string]*node
 	field    int   // index of the path ending here, -1 if none
 	sub      []int // every field at or below this node (reset when the key repeats)
@@ -53,6 +55,8 @@ func New(paths []string) (*Extractor, error) {
 			if !ok {
 				c = &node{field: -1}
 				n.children[s] = c
+				n.names = append(n.names, s)
+				n.kids = append(n.kids, c)
 			}
 			n = c
 			n.sub = append(n.sub, i)
@@ -68,6 +72,19 @@ func New(paths []string) (*Extractor, error) {
 
 // Len is the number of declared fields.
 func (e *Extractor) Len() int { return len(e.paths) }
+
+// child finds the child named key.
+func (n *node) child(key []byte) *node {
+	if len(n.names) <= 8 {
+		for i, name := range n.names {
+			if name == string(key) {
+				return n.kids[i]
+			}
+		}
+		return nil
+	}
+	return n.children[unsafe.String(unsafe.SliceData(key), len(key))]
+}
 
 // span locates one field's value inside the input.
 type span struct {
@@ -229,10 +246,9 @@ func (p *parser) object(n *node) bool {
 		if n != nil && n.children != nil {
 			if esc {
 				p.s.str = unescape(p.s.str[:0], key)
-				child = n.children[string(p.s.str)]
-			} else {
-				child = n.children[unsafe.String(unsafe.SliceData(key), len(key))]
+				key = p.s.str
 			}
+			child = n.child(key)
 		}
 		p.skipWS()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {

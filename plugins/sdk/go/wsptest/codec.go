@@ -19,6 +19,8 @@ var le = binary.LittleEndian
 const (
 	batchHeaderSize  = 8
 	recordHeaderSize = 32
+	keepRecordSize   = 8
+	kindKeep         = 2
 
 	flagHasTime = 1 << 0
 	flagHasKey  = 1 << 1
@@ -229,6 +231,30 @@ func (d *decoder) decode(b []byte) error {
 			return errors.New("record " + strconv.Itoa(n) + " at byte " + strconv.Itoa(off) + ": " + reason)
 		}
 		rest := b[off:]
+		if len(rest) >= keepRecordSize && rest[6] == kindKeep {
+			index := le.Uint32(rest[0:])
+			port := le.Uint16(rest[4:])
+			switch {
+			case rest[7] != 0:
+				return fail("a keep record has no flags")
+			case uint64(index) >= uint64(len(d.recs)):
+				return fail("index " + strconv.Itoa(int(index)) + " out of range (batch has " + strconv.Itoa(len(d.recs)) + " records)")
+			case int(port) > len(d.ports):
+				return fail("port " + strconv.Itoa(int(port)) + " not declared")
+			case int(index) < d.last:
+				return fail("output for input " + strconv.Itoa(int(index)) + " follows output for input " +
+					strconv.Itoa(d.last) + ": records must be emitted in ascending index order")
+			}
+			d.last = int(index)
+			d.seen[index] = true
+			o := Output{Index: int(index), Record: d.recs[index], Same: wsp.SameAll}
+			if port > 0 {
+				o.Port = d.ports[port-1]
+			}
+			d.res.Out = append(d.res.Out, o)
+			off += keepRecordSize
+			continue
+		}
 		if len(rest) < recordHeaderSize {
 			return fail(strconv.Itoa(len(rest)) + " trailing bytes, shorter than a record header")
 		}
@@ -239,7 +265,7 @@ func (d *decoder) decode(b []byte) error {
 		kl, vl := uint64(le.Uint32(rest[16:])), uint64(le.Uint32(rest[20:]))
 		ml, fl := uint64(le.Uint32(rest[24:])), le.Uint32(rest[28:])
 		switch {
-		case kind > 1:
+		case kind > kindKeep:
 			return fail("unknown kind " + strconv.Itoa(int(kind)))
 		case flags&^outputFlags != 0:
 			return fail("unknown flags " + strconv.Itoa(int(flags&^outputFlags)))
