@@ -120,7 +120,7 @@ func TestMalformedFieldsSection(t *testing.T) {
 		{tagString, 1},
 		{tagTrue},
 	} {
-		r.body, r.mend, r.fknown, r.fnext = sec, 0, 0, 0
+		r.buf, r.fields, r.end, r.fknown, r.fnext = sec, 0, uint32(len(sec)), 0, 0
 		for i := 0; i < 4; i++ {
 			f := r.Field(i)
 			if (len(sec) == 1 && i == 0) != (f.Kind() != Missing) {

@@ -11,16 +11,21 @@ var le = binary.LittleEndian
 // host. It and every slice its methods return are valid only during the
 // call that received it; copy what you keep. Methods do not allocate.
 type Record struct {
-	body   []byte // key | value | meta | fields
+	// buf is the whole batch buffer; it changes only when the buffer grows,
+	// so that the per-record parse stores no pointers (a pointer store costs
+	// a write-barrier check, which is slow in Go's Wasm code).
+	buf    []byte
+	foff   []uint32 // offsets of the known field entries (relative to fields)
 	index  int
 	time   int64
+	key    uint32 // offset of the key in buf
+	value  uint32 // offset of the value (= end of the key)
+	meta   uint32 // offset of the meta section
+	fields uint32 // offset of the fields section
+	end    uint32 // end of the record
+	fknown uint32 // foff[:fknown] are known
+	fnext  uint32 // offset (relative to fields) of entry fknown
 	flags  uint8
-	klen   uint32 // key length
-	vend   uint32 // end of the value in body
-	mend   uint32 // end of the meta section in body
-	foff   []uint32
-	fknown int    // foff[:fknown] are known entry offsets (relative to mend)
-	fnext  uint32 // offset (relative to mend) of entry fknown
 }
 
 // Index is the record's position in its batch (0..n-1).
@@ -29,12 +34,12 @@ func (r *Record) Index() int { return r.index }
 // Key returns the record's key; ok is false when the record has none (an
 // empty key is still a key).
 func (r *Record) Key() (key []byte, ok bool) {
-	return r.body[:r.klen:r.klen], r.flags&flagHasKey != 0
+	return r.buf[r.key:r.value:r.value], r.flags&flagHasKey != 0
 }
 
 // Value returns the record's value (the message payload).
 func (r *Record) Value() []byte {
-	return r.body[r.klen:r.vend:r.vend]
+	return r.buf[r.value:r.meta:r.meta]
 }
 
 // Time returns the record's event time in milliseconds since the Unix epoch;
@@ -50,7 +55,7 @@ func (r *Record) NotJSON() bool { return r.flags&flagNotJSON != 0 }
 
 // Meta returns the value of the first metadata entry called name.
 func (r *Record) Meta(name string) (value []byte, ok bool) {
-	m := r.body[r.vend:r.mend]
+	m := r.buf[r.meta:r.fields]
 	for len(m) >= 8 {
 		nl := le.Uint32(m)
 		if uint64(nl)+8 > uint64(len(m)) {
@@ -72,7 +77,7 @@ func (r *Record) Meta(name string) (value []byte, ok bool) {
 
 // EachMeta calls fn for each metadata entry in order until fn returns false.
 func (r *Record) EachMeta(fn func(name, value []byte) bool) {
-	m := r.body[r.vend:r.mend]
+	m := r.buf[r.meta:r.fields]
 	for len(m) >= 8 {
 		nl := le.Uint32(m)
 		if uint64(nl)+8 > uint64(len(m)) {
@@ -98,8 +103,8 @@ func (r *Record) Field(i int) Field {
 	if uint(i) >= uint(len(r.foff)) {
 		return Field{}
 	}
-	fs := r.body[r.mend:]
-	for r.fknown <= i {
+	fs := r.buf[r.fields:r.end]
+	for int(r.fknown) <= i {
 		off := r.fnext
 		if uint64(off) >= uint64(len(fs)) {
 			return Field{} // section shorter than the declared fields

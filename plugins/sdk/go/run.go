@@ -1,6 +1,9 @@
 package wsp
 
-import "runtime"
+import (
+	"runtime"
+	"unsafe"
+)
 
 // The bodies of the module's exports. host_wasip1.go exports them to the
 // host; host_stub.go hands them to the native test stub. Both run this same
@@ -226,11 +229,12 @@ func runBatch(e export, n int32) (rc int32) {
 	out.reset(count)
 	p := batchHeaderSize
 	r := &one
+	r.buf = data[:cap(data)]
 	switch e {
 	case exportProcess:
 		if fn := reg.process; fn != nil {
 			for i := 0; i < count; i++ {
-				p = parseRecord(r, data, p, i)
+				p = r.parse(data, p, i)
 				fn(r, &out)
 			}
 			break
@@ -240,7 +244,7 @@ func runBatch(e export, n int32) (rc int32) {
 	case exportKey:
 		fn := reg.key
 		for i := 0; i < count; i++ {
-			p = parseRecord(r, data, p, i)
+			p = r.parse(data, p, i)
 			key, err := fn(r)
 			if err != nil {
 				out.Fail(r, err.Error())
@@ -252,7 +256,7 @@ func runBatch(e export, n int32) (rc int32) {
 	case exportTimestamp:
 		fn := reg.timestamp
 		for i := 0; i < count; i++ {
-			p = parseRecord(r, data, p, i)
+			p = r.parse(data, p, i)
 			ms, err := fn(r)
 			if err != nil {
 				out.Fail(r, err.Error())
@@ -291,9 +295,10 @@ func readBatch() []byte {
 	}
 }
 
-// parseRecord points r at the record whose header starts at data[p] and
-// returns the offset of the next record.
-func parseRecord(r *Record, data []byte, p, i int) int {
+// parse points r at the record whose header starts at data[p] and returns
+// the offset of the next record. It stores no pointers (r.buf is set by the
+// caller when the buffer changes).
+func (r *Record) parse(data []byte, p, i int) int {
 	if len(data)-p < recordHeaderSize {
 		panic(errMalformedBatch)
 	}
@@ -303,20 +308,21 @@ func parseRecord(r *Record, data []byte, p, i int) int {
 	w2 := le.Uint64(h[16:])
 	w3 := le.Uint64(h[24:])
 	kl, vl, ml, fl := w2&0xFFFFFFFF, w2>>32, w3&0xFFFFFFFF, w3>>32
-	start := p + recordHeaderSize
-	if kl+vl+ml+fl > uint64(len(data)-start) {
+	start := uint64(p + recordHeaderSize)
+	end := start + kl + vl + ml + fl
+	if end > uint64(len(data)) {
 		panic(errMalformedBatch)
 	}
-	end := start + int(kl+vl+ml+fl)
-	r.body = data[start:end:end]
 	r.index = i
 	r.time = int64(t)
 	r.flags = uint8(w0 >> 56)
-	r.klen = uint32(kl)
-	r.vend = uint32(kl + vl)
-	r.mend = uint32(kl + vl + ml)
+	r.key = uint32(start)
+	r.value = uint32(start + kl)
+	r.meta = uint32(start + kl + vl)
+	r.fields = uint32(start + kl + vl + ml)
+	r.end = uint32(end)
 	r.fknown, r.fnext = 0, 0
-	return end
+	return int(end)
 }
 
 // parseBatch fills batch with the count records of data and returns the
@@ -330,9 +336,14 @@ func parseBatch(data []byte, count int) int {
 		}
 	}
 	batch.recs = batch.recs[:count]
+	full := data[:cap(data)]
 	p := batchHeaderSize
 	for i := range batch.recs {
-		p = parseRecord(&batch.recs[i], data, p, i)
+		r := &batch.recs[i]
+		if unsafe.SliceData(r.buf) != unsafe.SliceData(full) {
+			r.buf = full
+		}
+		p = r.parse(data, p, i)
 	}
 	return p
 }

@@ -110,6 +110,8 @@ type benthosInput struct {
 	ended error
 }
 
+// fetched is one result of ResourceInput.ReadBatch, with the partition of
+// its first message.
 type fetched struct {
 	msgs service.MessageBatch
 	ack  service.AckFunc
@@ -119,7 +121,8 @@ type fetched struct {
 
 func (f *fetched) cost() int64 { return int64(max(len(f.msgs), 1)) }
 
-// newBenthosInput builds the input of yaml, whose label is label.
+// newBenthosInput builds the resources of b and takes hold of the input
+// resource labelled label (constructing it).
 func newBenthosInput(ctx context.Context, b *service.ResourceBuilder, label string, opts Options) (*benthosInput, error) {
 	res, closeRes, err := b.Build()
 	if err != nil {
@@ -248,7 +251,7 @@ merge:
 			r, err := recordOf(m, in.seq)
 			if err != nil {
 				err = fmt.Errorf("connect: input %q: message %d: %w", in.name, in.seq, err)
-				ackAll(context.Background(), group, err)
+				_ = ackAll(context.Background(), group, err)
 				return nil, nil, err
 			}
 			b.Records = append(b.Records, r)
@@ -294,17 +297,16 @@ func (in *benthosInput) Close(ctx context.Context) error {
 		in.started = false
 	}
 	if in.held != nil {
-		ackAll(ctx, []fetched{*in.held}, errInputClosed)
+		_ = ackAll(ctx, []fetched{*in.held}, errInputClosed)
 		in.held = nil
 	}
-	for {
+	for drained := false; !drained; {
 		select {
 		case f := <-in.ch:
-			ackAll(ctx, []fetched{f}, errInputClosed)
-			continue
+			_ = ackAll(ctx, []fetched{f}, errInputClosed)
 		default:
+			drained = true
 		}
-		break
 	}
 	if in.ended == nil {
 		in.ended = ErrEndOfInput
@@ -328,6 +330,8 @@ type benthosOutput struct {
 	closeRes func(context.Context) error
 }
 
+// newBenthosOutput builds the resources of b and takes hold of the output
+// resource labelled label (constructing it).
 func newBenthosOutput(ctx context.Context, b *service.ResourceBuilder, label string, opts Options) (*benthosOutput, error) {
 	res, closeRes, err := b.Build()
 	if err != nil {

@@ -55,9 +55,9 @@ func TestParityFileInput(t *testing.T) {
 				t.Fatalf("values differ\nnative  %q\nbenthos %q", values(nrecs), values(brecs))
 			}
 			for i := range nrecs {
-				if nrecs[i].Partition != brecs[i].Partition || nrecs[i].Path != brecs[i].Path {
-					t.Fatalf("record %d: native from %q (path %q), Benthos from %q (path %q)",
-						i, nrecs[i].Partition, nrecs[i].Path, brecs[i].Partition, brecs[i].Path)
+				if nrecs[i].Partition != brecs[i].Partition {
+					t.Fatalf("record %d: native from %q, Benthos from %q",
+						i, nrecs[i].Partition, brecs[i].Partition)
 				}
 			}
 		})

@@ -5,6 +5,12 @@
 // Both kinds accept the same YAML as Benthos. NewInput and NewOutput pick the
 // native implementation when the config asks only for what it supports, and
 // Benthos otherwise (or always, when Options.Native is false).
+//
+// Files: select.go (NewInput, NewOutput and the native-or-Benthos decision),
+// splitter.go (cutting byte chunks into lines exactly as Benthos's lines
+// scanner does), native_file.go (file input and output), native_stdio.go
+// (stdin input, stdout output), benthos.go (the Benthos bridge). Each type
+// documents its concurrency where it is defined.
 package connect
 
 import (

@@ -16,7 +16,6 @@ type got struct {
 	Value     string
 	Pos       int64
 	Partition string
-	Path      string // the `path` metadata, if any
 }
 
 // writeFiles creates files (name -> content) under dir.
@@ -71,8 +70,7 @@ func records(b *record.Batch) []got {
 	var out []got
 	for i := range b.Records {
 		r := &b.Records[i]
-		p, _ := r.MetaValue("path")
-		out = append(out, got{Value: string(r.Value), Pos: r.Pos, Partition: b.Source.Partition, Path: string(p)})
+		out = append(out, got{Value: string(r.Value), Pos: r.Pos, Partition: b.Source.Partition})
 	}
 	return out
 }

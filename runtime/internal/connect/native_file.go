@@ -75,6 +75,7 @@ type replayBatch struct {
 }
 
 func newFileInput(spec nativeInputSpec, opts Options) (*fileInput, error) {
+	opts = opts.withDefaults("input")
 	paths, err := expandGlobs(spec.paths)
 	if err != nil {
 		return nil, fmt.Errorf("connect: input %q: paths: %w", opts.Name, err)
@@ -245,11 +246,9 @@ func (in *fileInput) fill(ctx context.Context, cf *inputFile) (*record.Batch, er
 		return nil, err
 	}
 	recs = recs[:n:n]
-	meta := make([]record.KV, n)
-	for i := range recs {
-		meta[i] = record.KV{Key: "path", Value: cf.pathMeta}
-		recs[i].Meta = meta[i : i+1 : i+1]
-	}
+	// No per-record `path` metadata (Benthos sets it): the file is the
+	// batch's Source.Partition, which error records and watermarks use, and
+	// metadata on every record would be copied into every Wasm call.
 	return &record.Batch{
 		Source:  record.Source{Input: in.name, Partition: cf.st.path},
 		Records: recs,

@@ -40,6 +40,7 @@ type streamInput struct {
 // newStreamInput returns a native lines input reading r (os.Stdin in
 // production, anything in tests).
 func newStreamInput(r io.Reader, format lineFormat, opts Options) *streamInput {
+	opts = opts.withDefaults("input")
 	src := &readerChunks{r: r, ch: make(chan chunkResult, 4), stop: make(chan struct{})}
 	return &streamInput{name: opts.Name, batchSize: opts.BatchSize, src: src, sp: newSplitter(format, src)}
 }

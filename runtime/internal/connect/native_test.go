@@ -74,6 +74,19 @@ func TestNativeEligibility(t *testing.T) {
 			t.Errorf("output %s: native = %v, want %v", tc.name, ok, tc.native)
 		}
 	}
+	// stdin and stdout go native through NewInput/NewOutput (nothing is read
+	// from stdin before the first Read).
+	ctx := testCtx(t)
+	si := mustInput(t, m("stdin", m("scanner", lines)), native)
+	if _, ok := si.(*streamInput); !ok {
+		t.Errorf("stdin: got %T", si)
+	}
+	_ = si.Close(ctx)
+	so := mustOutput(t, m("stdout", m("codec", "lines")), native)
+	if _, ok := so.(*streamOutput); !ok {
+		t.Errorf("stdout: got %T", so)
+	}
+	_ = so.Close(ctx)
 }
 
 func TestNativeFileInput(t *testing.T) {
@@ -98,10 +111,10 @@ func TestNativeFileInput(t *testing.T) {
 			file:  map[string]any{"paths": []any{in("b.jsonl"), in("*.jsonl")}},
 			batch: 2,
 			want: []got{
-				{"b1", 1, in("b.jsonl"), in("b.jsonl")}, {"b2", 2, in("b.jsonl"), in("b.jsonl")},
-				{"", 3, in("b.jsonl"), in("b.jsonl")}, {"b4", 4, in("b.jsonl"), in("b.jsonl")},
-				{"a1", 1, in("a.jsonl"), in("a.jsonl")}, {"a2", 2, in("a.jsonl"), in("a.jsonl")},
-				{"a3", 3, in("a.jsonl"), in("a.jsonl")},
+				{"b1", 1, in("b.jsonl")}, {"b2", 2, in("b.jsonl")},
+				{"", 3, in("b.jsonl")}, {"b4", 4, in("b.jsonl")},
+				{"a1", 1, in("a.jsonl")}, {"a2", 2, in("a.jsonl")},
+				{"a3", 3, in("a.jsonl")},
 			},
 			sizes: []int{2, 2, 2, 1},
 		},
@@ -110,8 +123,8 @@ func TestNativeFileInput(t *testing.T) {
 			file:  map[string]any{"paths": []any{in("b.jsonl")}, "scanner": map[string]any{"lines": map[string]any{"omit_empty": true}}},
 			batch: 10,
 			want: []got{
-				{"b1", 1, in("b.jsonl"), in("b.jsonl")}, {"b2", 2, in("b.jsonl"), in("b.jsonl")},
-				{"b4", 4, in("b.jsonl"), in("b.jsonl")},
+				{"b1", 1, in("b.jsonl")}, {"b2", 2, in("b.jsonl")},
+				{"b4", 4, in("b.jsonl")},
 			},
 			sizes: []int{3},
 		},
@@ -120,9 +133,9 @@ func TestNativeFileInput(t *testing.T) {
 			file:  map[string]any{"paths": []any{in("**/*.jsonl")}, "scanner": map[string]any{"lines": map[string]any{"custom_delimiter": "|"}}},
 			batch: 10,
 			want: []got{
-				{"a1\na2\na3\n", 1, in("a.jsonl"), in("a.jsonl")},
-				{"b1\r\nb2\r\n\r\nb4", 1, in("b.jsonl"), in("b.jsonl")},
-				{"c1", 1, in("sub/c.jsonl"), in("sub/c.jsonl")}, {"c2", 2, in("sub/c.jsonl"), in("sub/c.jsonl")},
+				{"a1\na2\na3\n", 1, in("a.jsonl")},
+				{"b1\r\nb2\r\n\r\nb4", 1, in("b.jsonl")},
+				{"c1", 1, in("sub/c.jsonl")}, {"c2", 2, in("sub/c.jsonl")},
 			},
 			sizes: []int{1, 1, 2},
 		},
@@ -130,7 +143,7 @@ func TestNativeFileInput(t *testing.T) {
 			name:  "deprecated codec",
 			file:  map[string]any{"paths": []any{in("sub/c.jsonl"), in("empty.jsonl")}, "codec": "delim:|"},
 			batch: 1,
-			want:  []got{{"c1", 1, in("sub/c.jsonl"), in("sub/c.jsonl")}, {"c2", 2, in("sub/c.jsonl"), in("sub/c.jsonl")}},
+			want:  []got{{"c1", 1, in("sub/c.jsonl")}, {"c2", 2, in("sub/c.jsonl")}},
 			sizes: []int{1, 1},
 		},
 		{
@@ -266,7 +279,7 @@ func TestNativeStdin(t *testing.T) {
 	go func() { _, _ = pw.Write([]byte("tial\n")); _ = pw.Close() }()
 	rest, _ := readAll(t, i)
 	all = append(all, rest...)
-	want := []got{{"a", 1, "", ""}, {"b", 2, "", ""}, {"c", 3, "", ""}, {"d", 4, "", ""}, {"partial", 5, "", ""}}
+	want := []got{{"a", 1, ""}, {"b", 2, ""}, {"c", 3, ""}, {"d", 4, ""}, {"partial", 5, ""}}
 	if !reflect.DeepEqual(all, want) {
 		t.Fatalf("got %+v\nwant %+v", all, want)
 	}
