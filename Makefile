@@ -30,7 +30,7 @@ bench-abi:
 
 # The sensor pipeline end to end, wsp vs Benthos v4.80.0 on the same 1 M readings.
 bench-sensors:
-	bash bench/sensors/run.sh
+	$(GO) run ./bench/sensors -root . -rounds 2
 
 bench: bench-abi bench-sensors
 

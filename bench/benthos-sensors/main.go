@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -44,12 +45,25 @@ func main() {
 	confPath := flag.String("c", "", "Benthos YAML config file (required)")
 	logLevel := flag.String("log", "none", "log level: none, error, warn, info, debug, trace (the mapping processor logs every failed record at error level)")
 	dumpMetrics := flag.Bool("metrics", false, "also print all captured counters to stderr")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *confPath == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: benthos-sensors -c config.yaml [-log level] [-metrics]")
+		fmt.Fprintln(os.Stderr, "usage: benthos-sensors -c config.yaml [-log level] [-metrics] [-cpuprofile file]")
 		os.Exit(2)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benthos-sensors:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "benthos-sensors:", err)
+			os.Exit(1)
+		}
+	}
 	sum, counters, err := run(*confPath, *logLevel)
+	pprof.StopCPUProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benthos-sensors:", err)
 		os.Exit(1)

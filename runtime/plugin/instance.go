@@ -239,11 +239,16 @@ func (in *Instance) guard(export string, f api.Function, arg *uint64) error {
 		stack[0] = *arg
 	}
 	t := in.m.opts.Timeout
-	in.deadline.Store(time.Now().Add(t).UnixNano())
-	in.timer.Reset(t)
+	limited := t != NoTimeout
+	if limited {
+		in.deadline.Store(time.Now().Add(t).UnixNano())
+		in.timer.Reset(t)
+	}
 	err := f.CallWithStack(in.ctx, stack)
-	in.deadline.Store(0)
-	in.timer.Stop()
+	if limited {
+		in.deadline.Store(0)
+		in.timer.Stop()
+	}
 	if err == nil {
 		return nil
 	}

@@ -84,7 +84,11 @@ type Options struct {
 	// MemoryLimit caps guest linear memory, in bytes, rounded up to 64 KiB
 	// pages. Default 256 MiB.
 	MemoryLimit int64
-	// Timeout caps one call into the guest (wsp_init or one batch). Default 10 s.
+	// Timeout caps one call into the guest (wsp_init or one batch). Default
+	// 10 s. NoTimeout turns the limit off for a trusted module: wazero then
+	// compiles no termination checks into its loops, which makes Go guests
+	// (whose every function is a loop) about twice as fast, but a module
+	// that never returns then hangs its worker.
 	Timeout time.Duration
 	// Grants widen the sandbox; default none.
 	Grants Grants
@@ -96,6 +100,8 @@ type Options struct {
 const (
 	DefaultMemoryLimit = 256 << 20
 	DefaultTimeout     = 10 * time.Second
+	// NoTimeout disables the per-call time limit (Options.Timeout).
+	NoTimeout time.Duration = -1
 )
 
 func (o *Options) validate() error {
@@ -116,7 +122,7 @@ func (o *Options) validate() error {
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if o.Timeout < 0 {
+	if o.Timeout < 0 && o.Timeout != NoTimeout {
 		return fmt.Errorf("timeout %s must be positive", o.Timeout)
 	}
 	if o.Logger == nil {
@@ -224,7 +230,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, opts Options) (*Module, 
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(e.cache).
 		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(opts.Timeout != NoTimeout)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	m := &Module{name: opts.Name, hash: hex.EncodeToString(sum[:]), opts: opts, rt: rt}
 	if m.name == "" {

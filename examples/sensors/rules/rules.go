@@ -23,6 +23,8 @@
 //     "ts: missing", "ts: want integer epoch ms, got <type>" (string, bool,
 //     null, object, array, or "fraction" for any other number).
 //  4. value: a JSON number. "value: missing", "value: want number, got <type>".
+//     An Int is converted as float64(Int) (so the literal -0 gives 0, while
+//     -0.0 gives -0); a Float is used as is.
 //  5. unit: absent or "C" means Celsius; "F" means value = (value - 32) * 5 / 9
 //     in float64 in exactly that order; anything else (including null and
 //     non-strings) fails with "unit: unknown unit".
@@ -288,6 +290,9 @@ func Clean(dst []byte, sensorID, value, ts, unit Field) (out []byte, v Verdict, 
 // when |f| < 1e-6 or |f| >= 1e21). NaN and ±Inf, which JSON cannot
 // represent, are appended as the strconv 'g' text (encoding/json would fail).
 func AppendJSONFloat(dst []byte, f float64) []byte {
+	if out, ok := appendShortDecimal(dst, f); ok {
+		return out
+	}
 	if math.IsInf(f, 0) || math.IsNaN(f) {
 		return strconv.AppendFloat(dst, f, 'g', -1, 64)
 	}
@@ -306,6 +311,47 @@ func AppendJSONFloat(dst []byte, f float64) []byte {
 		}
 	}
 	return dst
+}
+
+// pow10 are the exact powers of ten used by appendShortDecimal.
+var pow10 = [...]float64{1, 10, 100, 1e3, 1e4, 1e5, 1e6}
+
+// appendShortDecimal formats f without strconv when it is a decimal with at
+// most 6 fraction digits and |f| < 1e8 (most sensor readings): it finds the
+// fewest fraction digits p for which m/10^p == f exactly, with m an integer.
+// In that range different m give different doubles (10^-6 is larger than
+// the spacing of doubles below 1e8), so m/10^p is the shortest decimal that
+// reads back as f, which is what strconv's shortest 'f' formatting prints.
+// Otherwise it reports false and the caller uses strconv. Zero is left to
+// strconv (for -0). TestAppendJSONFloat checks it against encoding/json.
+func appendShortDecimal(dst []byte, f float64) ([]byte, bool) {
+	if !(f > -1e8 && f < 1e8) || f == 0 {
+		return dst, false
+	}
+	for p := 0; p < len(pow10); p++ {
+		m := math.Round(f * pow10[p])
+		if m/pow10[p] != f {
+			continue
+		}
+		neg := m < 0
+		u := uint64(math.Abs(m))
+		var digits [24]byte
+		i := len(digits)
+		for n := 0; u > 0 || n <= p; n++ {
+			if n == p && p > 0 {
+				i--
+				digits[i] = '.'
+			}
+			i--
+			digits[i] = byte('0' + u%10)
+			u /= 10
+		}
+		if neg {
+			dst = append(dst, '-')
+		}
+		return append(dst, digits[i:]...), true
+	}
+	return dst, false
 }
 
 const hexDigits = "0123456789abcdef"

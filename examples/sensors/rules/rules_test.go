@@ -400,6 +400,19 @@ func TestAppendJSONFloat(t *testing.T) {
 		check(f)
 		check(float64(r.IntN(2000000)-1000000) / 100)
 		check(r.NormFloat64() * math.Pow(10, float64(r.IntN(50)-25)))
+		// The short-decimal fast path: up to 6 fraction digits below 1e8,
+		// its edges, and the Fahrenheit conversions of such values.
+		for p := 0; p <= 7; p++ {
+			d := float64(r.Int64N(2e14)-1e14) / math.Pow(10, float64(p))
+			check(d)
+			check((d - 32) * 5 / 9)
+			check(math.Nextafter(d, 0))
+		}
+		check(float64(r.IntN(2e9)-1e9) / 10)
+		check(0.1 + float64(r.IntN(100))*0.1)
+	}
+	for _, f := range []float64{99999999.999999, -99999999.999999, 1e8 - 1, 0.000001, 0.0000015, 1e-6 + 1e-12, 0.3, 0.1 + 0.2} {
+		check(f)
 	}
 	if got := string(rules.AppendJSONFloat(nil, math.Inf(-1))); got != "-Inf" {
 		t.Fatalf("-Inf: %q", got)

@@ -50,7 +50,7 @@ type Wasm struct {
 	Module      string
 	Function    string        // process (default), key or timestamp
 	Config      any           // handed to the guest as JSON
-	Timeout     time.Duration // per call; 0 = plugin default (10 s)
+	Timeout     time.Duration // per call; 0 = plugin default (10 s); -1 = none (`timeout: none`)
 	MemoryLimit int64         // bytes; 0 = plugin default (256 MiB)
 	Grants      Grants
 }
@@ -238,9 +238,13 @@ func wasm(n *yaml.Node, dir string) (*Wasm, error) {
 		case "config":
 			err = v.Decode(&w.Config)
 		case "timeout":
+			if v.Value == "none" {
+				w.Timeout = -1 // plugin.NoTimeout
+				break
+			}
 			w.Timeout, err = time.ParseDuration(v.Value)
 			if err == nil && w.Timeout <= 0 {
-				err = errors.New("must be positive")
+				err = errors.New(`must be positive, or "none" for a trusted module`)
 			}
 		case "memory_limit":
 			w.MemoryLimit, err = ParseBytes(v.Value)

@@ -43,12 +43,18 @@ func Build(ctx context.Context, dir, cacheDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key, err := cacheKey(ctx, abs)
+	dsum := sha256.Sum256([]byte(abs))
+	manifest := filepath.Join(cacheDir, "plugins", filepath.Base(abs)+"-"+hex.EncodeToString(dsum[:6])+".manifest")
+	if out, ok := fresh(manifest); ok {
+		return out, nil
+	}
+	key, files, err := cacheKey(ctx, abs)
 	if err != nil {
 		return "", fmt.Errorf("gobuild %s: %w", dir, err)
 	}
 	out := filepath.Join(cacheDir, "plugins", filepath.Base(abs)+"-"+key[:16]+".wasm")
 	if st, err := os.Stat(out); err == nil && st.Size() > 0 {
+		writeManifest(manifest, out, files)
 		return out, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -67,7 +73,93 @@ func Build(ctx context.Context, dir, cacheDir string) (string, error) {
 	if err := os.Rename(tmp, out); err != nil {
 		return "", fmt.Errorf("gobuild: %w", err)
 	}
+	writeManifest(manifest, out, files)
 	return out, nil
+}
+
+// A manifest remembers what a build read, so that an unchanged plugin is
+// found without running `go list` (which takes about a second): the go
+// binary, every source file (size and modification time) and every package
+// folder's list of .go files (a new file in a folder is a change).
+type manifest struct {
+	Wasm  string
+	Files []fileStamp
+	Dirs  map[string]string
+}
+
+type fileStamp struct {
+	Path  string
+	Size  int64
+	Mtime int64
+}
+
+func stamp(path string) (fileStamp, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{Path: path, Size: st.Size(), Mtime: st.ModTime().UnixNano()}, nil
+}
+
+func goFiles(dir string) string {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	sort.Strings(m)
+	return strings.Join(m, "\n")
+}
+
+func writeManifest(path, wasm string, files []string) {
+	m := manifest{Wasm: wasm, Dirs: map[string]string{}}
+	if gobin, err := exec.LookPath("go"); err == nil {
+		files = append(files, gobin)
+	}
+	for _, f := range files {
+		st, err := stamp(f)
+		if err != nil {
+			return
+		}
+		m.Files = append(m.Files, st)
+		if strings.HasSuffix(f, ".go") {
+			m.Dirs[filepath.Dir(f)] = goFiles(filepath.Dir(f))
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	_ = os.WriteFile(path, b, 0o644)
+}
+
+// fresh reports the cached module of a manifest whose inputs are unchanged.
+func fresh(path string) (string, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	var m manifest
+	if json.Unmarshal(b, &m) != nil || m.Wasm == "" {
+		return "", false
+	}
+	if _, err := os.Stat(m.Wasm); err != nil {
+		return "", false
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", false
+	}
+	seenGo := false
+	for _, f := range m.Files {
+		st, err := stamp(f.Path)
+		if err != nil || st != f {
+			return "", false
+		}
+		seenGo = seenGo || f.Path == gobin
+	}
+	for d, names := range m.Dirs {
+		if goFiles(d) != names {
+			return "", false
+		}
+	}
+	return m.Wasm, seenGo
 }
 
 func wasmEnv() []string {
@@ -87,19 +179,19 @@ type listed struct {
 	IgnoredGoFiles []string
 }
 
-func cacheKey(ctx context.Context, dir string) (string, error) {
+func cacheKey(ctx context.Context, dir string) (string, []string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-json=Dir,Standard,GoFiles,EmbedFiles,Module,Error,DepsErrors,ImportPath", ".")
 	cmd.Dir = dir
 	cmd.Env = wasmEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go list: %v\n%s", err, strings.TrimSpace(stderr.String()))
+		return "", nil, fmt.Errorf("go list: %v\n%s", err, strings.TrimSpace(stderr.String()))
 	}
 	h := sha256.New()
 	ver, err := exec.CommandContext(ctx, "go", "env", "GOVERSION").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env: %w", err)
+		return "", nil, fmt.Errorf("go env: %w", err)
 	}
 	fmt.Fprintf(h, "%s|wasip1|wasm|c-shared|trimpath\n", bytes.TrimSpace(ver))
 	dec := json.NewDecoder(&stdout)
@@ -109,10 +201,10 @@ func cacheKey(ctx context.Context, dir string) (string, error) {
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return "", fmt.Errorf("go list output: %w", err)
+			return "", nil, fmt.Errorf("go list output: %w", err)
 		}
 		if p.Error != nil {
-			return "", fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
+			return "", nil, fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
 		}
 		if p.Standard {
 			continue
@@ -129,18 +221,18 @@ func cacheKey(ctx context.Context, dir string) (string, error) {
 		}
 	}
 	sort.Strings(files)
-	prev := ""
+	var uniq []string
 	for _, f := range files {
-		if f == prev {
+		if len(uniq) > 0 && uniq[len(uniq)-1] == f {
 			continue
 		}
-		prev = f
+		uniq = append(uniq, f)
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		fmt.Fprintf(h, "%s %d\n", f, len(b))
 		h.Write(b)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), uniq, nil
 }
