@@ -68,6 +68,11 @@ func run(root string, benchtime time.Duration) error {
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
 	data := map[string][]record.Record{"100B": records100(1 << 16), "sensor": sensorRecords(1 << 16)}
 	var fixed []string
+	type mode struct {
+		label   string
+		timeout time.Duration
+	}
+	modes := []mode{{"time limit on", 0}, {"time limit off", plugin.NoTimeout}}
 	for _, g := range guestSpecs(root) {
 		path := g.path
 		if wsp.IsGoSource(path) {
@@ -75,45 +80,48 @@ func run(root string, benchtime time.Duration) error {
 				return err
 			}
 		}
-		m, err := eng.LoadFile(ctx, path, plugin.Options{})
-		if err != nil {
-			return err
-		}
-		in, err := m.Instance(ctx)
-		if err != nil {
-			return err
-		}
-		w := wasmProc{in}
-		for _, n := range []int{1, 64, 1024} {
-			bs := batches(data[g.data], n)
-			wns, err := measure(w, bs, benchtime)
-			if err != nil {
-				return fmt.Errorf("%s: %w", g.name, err)
-			}
-			nns, err := measure(g.native, bs, benchtime)
+		for _, md := range modes {
+			name := g.name + ", " + md.label
+			m, err := eng.LoadFile(ctx, path, plugin.Options{Timeout: md.timeout})
 			if err != nil {
 				return err
 			}
-			fmt.Printf("| %s | %d | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f |\n",
-				g.name, n, wns, nns, wns-nns, 1e3/wns, 1e3/nns, wns/nns)
-		}
-		// Fixed cost of one call: an empty batch (the guest still reads the
-		// header and writes an empty chunk).
-		empty := []*record.Batch{{Source: record.Source{Input: "bench"}}}
-		var res plugin.Result
-		start := time.Now()
-		calls := 0
-		for time.Since(start) < benchtime {
-			for i := 0; i < 1000; i++ {
-				if err := in.Call(ctx, empty[0], &res); err != nil {
+			in, err := m.Instance(ctx)
+			if err != nil {
+				return err
+			}
+			w := wasmProc{in}
+			for _, n := range []int{1, 64, 1024} {
+				bs := batches(data[g.data], n)
+				wns, err := measure(w, bs, benchtime)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				nns, err := measure(g.native, bs, benchtime)
+				if err != nil {
 					return err
 				}
+				fmt.Printf("| %s | %d | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f |\n",
+					name, n, wns, nns, wns-nns, 1e3/wns, 1e3/nns, wns/nns)
 			}
-			calls += 1000
+			// Fixed cost of one call: an empty batch (the guest still reads the
+			// header and writes an empty chunk).
+			empty := []*record.Batch{{Source: record.Source{Input: "bench"}}}
+			var res plugin.Result
+			start := time.Now()
+			calls := 0
+			for time.Since(start) < benchtime {
+				for i := 0; i < 1000; i++ {
+					if err := in.Call(ctx, empty[0], &res); err != nil {
+						return err
+					}
+				}
+				calls += 1000
+			}
+			fixed = append(fixed, fmt.Sprintf("| %s | %.0f |", name, float64(time.Since(start).Nanoseconds())/float64(calls)))
+			_ = in.Close(ctx)
+			_ = m.Close(ctx)
 		}
-		fixed = append(fixed, fmt.Sprintf("| %s | %.0f |", g.name, float64(time.Since(start).Nanoseconds())/float64(calls)))
-		_ = in.Close(ctx)
-		_ = m.Close(ctx)
 	}
 	fmt.Println("\nFixed cost of one batch call (empty batch: export call, batch_read, batch_write, time-limit timer):")
 	fmt.Println()

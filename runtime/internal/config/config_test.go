@@ -1,0 +1,124 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExpandEnv(t *testing.T) {
+	env := map[string]string{"A": "x", "EMPTY": "", "N": "5"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cases := []struct {
+		in, out string
+		missing string
+	}{
+		{"a: ${A}", "a: x", ""},
+		{"a: ${A:default}", "a: x", ""},
+		{"a: ${B:fallback}", "a: fallback", ""},
+		{"a: ${EMPTY:fallback}", "a: fallback", ""},
+		{"a: ${B:}", "a: ", ""},
+		{"a: ${B}", "a: ", "B"},
+		{"a: ${! meta(\"k\") }", "a: ${! meta(\"k\") }", ""},
+		{"a: ${A}-${N}", "a: x-5", ""},
+		{"a: ${B:http://h:80/p}", "a: http://h:80/p", ""},
+	}
+	for _, c := range cases {
+		out, missing := ExpandEnv([]byte(c.in), lookup)
+		if string(out) != c.out || strings.Join(missing, ",") != c.missing {
+			t.Errorf("%q -> %q (missing %v), want %q (missing %q)", c.in, out, missing, c.out, c.missing)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Setenv("WSP_CONFIG_TEST_PATH", "/data/in.jsonl")
+	p, err := Parse([]byte(`
+input:
+  file:
+    paths: [ "${WSP_CONFIG_TEST_PATH}" ]
+pipeline:
+  - wasm:
+      module: ./p.wasm
+      function: key
+      config: { a: 1 }
+      timeout: 250ms
+      memory_limit: 64MiB
+      grants: { clock: true, env: [HOME] }
+  - name: second
+    wasm: { module: /abs/q.wasm, timeout: none }
+    outputs:
+      alerts: { stdout: {} }
+output:
+  stdout: {}
+`), "/pipelines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := p.Input["file"].(map[string]any)["paths"].([]any)
+	if paths[0] != "/data/in.jsonl" {
+		t.Errorf("paths = %v", paths)
+	}
+	s := p.Steps[0]
+	if s.Name != "wasm1" || s.Wasm.Module != "/pipelines/p.wasm" || s.Wasm.Function != "key" ||
+		s.Wasm.Timeout != 250*time.Millisecond || s.Wasm.MemoryLimit != 64<<20 || !s.Wasm.Grants.Clock ||
+		s.Wasm.Grants.Env[0] != "HOME" || s.Line != 6 {
+		t.Errorf("step 1 = %+v %+v", s, s.Wasm)
+	}
+	s = p.Steps[1]
+	if s.Name != "second" || s.Wasm.Module != "/abs/q.wasm" || s.Wasm.Timeout != -1 || s.Outputs["alerts"] == nil {
+		t.Errorf("step 2 = %+v %+v", s, s.Wasm)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"input: {stdin: {}}\n", "no output section"},
+		{"output: {stdout: {}}\n", "no input section"},
+		{"- a\n", "YAML mapping"},
+		{"input: [1]\noutput: {stdout: {}}\n", "line 1: input must be a mapping"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\nhttp: {}\n", "Benthos stream setting"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline: {a: 1}\n", "must be a list"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - name: x\n", "line 4: step 1 has no kind"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {}\n", "wasm.module is required"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, function: map}\n", `wasm.function "map"`},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, memory_limit: lots}\n", "wasm.memory_limit"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, bogus: 1}\n", "wasm.bogus: unknown field"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - {name: a, wasm: {module: m}}\n  - {name: a, wasm: {module: m}}\n", `step name "a" already used on line 4`},
+		{"input: {file: {paths: [\"${WSP_SURELY_UNSET}\"]}}\noutput: {stdout: {}}\n", "WSP_SURELY_UNSET"},
+	}
+	for _, c := range cases {
+		_, err := Parse([]byte(c.yaml), "/")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err = %v, want it to contain %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"256MiB": 256 << 20, "64 KiB": 64 << 10, "1GB": 1e9, "1048576": 1 << 20, "10B": 10} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("%q = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "lots", "-5MiB", "0"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestDefaultErrorOutput(t *testing.T) {
+	got := DefaultErrorOutput(map[string]any{"file": map[string]any{"path": "out/clean.jsonl"}})
+	if got["file"].(map[string]any)["path"] != "out/clean.errors.jsonl" {
+		t.Errorf("file: %v", got)
+	}
+	got = DefaultErrorOutput(map[string]any{"stdout": map[string]any{}})
+	if got["file"].(map[string]any)["path"] != "/dev/stderr" {
+		t.Errorf("stdout: %v", got)
+	}
+	got = DefaultErrorOutput(map[string]any{"file": map[string]any{"path": "out/${! meta(\"k\") }.jsonl"}})
+	if got["file"].(map[string]any)["path"] != "/dev/stderr" {
+		t.Errorf("interpolated: %v", got)
+	}
+}
