@@ -34,22 +34,16 @@
         (drop (call $batch_read (global.get $IN) (local.get $size)))))
     (local.get $out))
   (func (export "wsp_process") (param $n i32) (result i32)
-    (local $i i32) (local $p i32) (local $o i32) (local $out i32) (local $flags i32)
+    (local $i i32) (local $p i32) (local $o i32) (local $out i32)
     (local.set $out (call $read (local.get $n)))
     (local.set $o (local.get $out))
     (local.set $p (i32.add (global.get $IN) (i32.const 8)))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $flags (i32.load8_u offset=7 (local.get $p)))
-        (i32.store (local.get $o) (local.get $i))
-        (i32.store offset=4 (local.get $o) (i32.shl (i32.or (i32.const 0xf0) (i32.and (local.get $flags) (i32.const 3))) (i32.const 24)))
-        (i64.store offset=8 (local.get $o) (i64.const 0))
-        (i32.store offset=16 (local.get $o) (i32.const 0))
-        (i32.store offset=20 (local.get $o) (i32.const 0))
-        (i64.store offset=24 (local.get $o) (i64.const 0))
-        (local.set $o (i32.add (local.get $o) (i32.const 32)))
-        ;; next input record: header, key, value, meta, fields
+        ;; an 8-byte keep record: index | port 0 | kind 2 (keep) | flags 0
+        (i64.store (local.get $o) (i64.or (i64.extend_i32_u (local.get $i)) (i64.const 0x0002000000000000)))
+        (local.set $o (i32.add (local.get $o) (i32.const 8)))
         (local.set $p (i32.add (local.get $p)
           (i32.add (i32.const 32)
             (i32.add (i32.add (i32.load offset=16 (local.get $p)) (i32.load offset=20 (local.get $p)))
