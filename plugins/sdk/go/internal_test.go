@@ -3,6 +3,7 @@ package wsp
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,9 +36,14 @@ func batchOf(values ...string) []byte {
 
 func TestOutputBytes(t *testing.T) {
 	resetRegistrations()
+	side := Port("side")
 	Process(func(r *Record, out *Output) {
 		out.Keep(r)
 		out.Emit(r, []byte("ab"))
+		out.To(side, r, nil)
+		out.EmitRecord(r, &OutRecord{Port: side, Same: SameAll})
+		out.EmitRecord(r, &OutRecord{Key: []byte("k"), HasKey: true, Time: -2, HasTime: true,
+			Meta: []Meta{{Name: "m", Value: []byte("v")}}, Same: SameValue})
 		out.Fail(r, "why")
 	})
 	var chunk []byte
@@ -58,10 +64,17 @@ func TestOutputBytes(t *testing.T) {
 	want := []byte{
 		// Keep: an 8-byte keep record: index 0, port 0, kind 2, flags 0.
 		0, 0, 0, 0, 0, 0, 2, 0,
-		// Emit: same_key|same_time|same_meta | has_key | has_time, value_len 2.
-		0, 0, 0, 0, 0, 0, 0, 0xD3, 0, 0, 0, 0, 0, 0, 0, 0,
+		// Emit: same_key|same_time|same_meta, value_len 2.
+		0, 0, 0, 0, 0, 0, 0, 0xD0, 0, 0, 0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		'a', 'b',
+		// To(side, r, nil) and EmitRecord(SameAll, side): keep records on port 1.
+		0, 0, 0, 0, 1, 0, 2, 0,
+		0, 0, 0, 0, 1, 0, 2, 0,
+		// EmitRecord: has_key|has_time|same_value, time -2, key_len 1, meta_len 10.
+		0, 0, 0, 0, 0, 0, 0, 0x23, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		1, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0,
+		'k', 1, 0, 0, 0, 'm', 1, 0, 0, 0, 'v',
 		// Fail: kind 1, no flags, the reason as the value.
 		0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -110,22 +123,63 @@ func TestHostErrors(t *testing.T) {
 }
 
 func TestMalformedFieldsSection(t *testing.T) {
-	// The host is trusted, but a short or truncated fields section reads as
-	// Missing rather than past the record.
-	r := Record{foff: make([]uint32, 4)}
-	for _, sec := range [][]byte{
+	// The host is trusted, but a short, truncated or unknown entry reads as
+	// Missing (with every entry after it) rather than past the record.
+	resetRegistrations()
+	Fields("a", "b", "c", "d")
+	var got [][]FieldKind
+	Process(func(r *Record, out *Output) {
+		var k []FieldKind
+		for i := 0; i < 5; i++ {
+			k = append(k, r.Field(i).Kind())
+		}
+		got = append(got, k)
+		if v, ok := r.Field(0).Str(); ok && string(v) != "a" {
+			t.Errorf("string %q", v)
+		}
+	})
+	sections := [][]byte{
 		{},
-		{tagInt, 1, 2},
-		{tagString, 9, 0, 0, 0, 'a'},
-		{tagString, 1},
 		{tagTrue},
-	} {
-		r.buf, r.fields, r.end, r.fknown, r.fnext = sec, 0, uint32(len(sec)), 0, 0
-		for i := 0; i < 4; i++ {
-			f := r.Field(i)
-			if (len(sec) == 1 && i == 0) != (f.Kind() != Missing) {
-				t.Errorf("section % x field %d: %v", sec, i, f.Kind())
-			}
+		{tagInt, 1, 2},
+		{tagNull, tagString, 9, 0, 0, 0, 'a'},
+		{tagString, 1, 0, 0, 0, 'a', tagString, 1},
+		{tagFalse, 9, tagTrue},
+		{tagRaw, 1, 0, 0, 0, '[', tagFloat, 0, 0, 0, 0, 0, 0, 0, 0, tagMissing, tagNull, tagTrue},
+	}
+	want := [][]FieldKind{
+		{Missing, Missing, Missing, Missing, Missing},
+		{Bool, Missing, Missing, Missing, Missing},
+		{Missing, Missing, Missing, Missing, Missing},
+		{Null, Missing, Missing, Missing, Missing},
+		{String, Missing, Missing, Missing, Missing},
+		{Bool, Missing, Missing, Missing, Missing},
+		{Raw, Float, Missing, Null, Missing}, // a fifth entry beyond the declared four is ignored
+	}
+	b := binary.LittleEndian.AppendUint32(nil, uint32(len(sections)))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	for i, sec := range sections {
+		var h [32]byte
+		binary.LittleEndian.PutUint32(h[0:], uint32(i))
+		binary.LittleEndian.PutUint32(h[28:], uint32(len(sec)))
+		b = append(b, h[:]...)
+		b = append(b, sec...)
+	}
+	h := &stubhost.Host{Phase: stubhost.Init}
+	withHost(t, h, func() {
+		if rc := runInit(); rc != 0 {
+			t.Fatal(h.FailMsg)
+		}
+		h.Phase = stubhost.Call
+		h.Input = b
+		h.Write = func([]byte) int32 { return 0 }
+		if rc := runBatch(exportProcess, int32(len(sections))); rc != 0 {
+			t.Fatal(h.FailMsg)
+		}
+	})
+	for i := range want {
+		if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+			t.Errorf("section % x: %v, want %v", sections[i], got[i], want[i])
 		}
 	}
 }

@@ -1,5 +1,7 @@
 package wsp
 
+import "unsafe"
+
 // Same selects parts of an output record taken unchanged from its input
 // record, without copying them (OutRecord.Same). The values are the ABI's
 // same_* flag bits.
@@ -41,74 +43,99 @@ type OutRecord struct {
 }
 
 // Output collects the records a function produces from its input records.
-// Records are emitted in input order: everything for record i before
-// anything for a later record (Process guarantees this by construction).
-// Emitting nothing for a record drops it; emitting several records for one
-// input is a flat map. Emitted bytes are copied at once, so they may come
-// from the input record or from a reused buffer.
+// Records must be emitted in ascending input order: everything for record i
+// before anything for a later record (Process guarantees this by
+// construction; with ProcessBatch the host fails a batch that breaks the
+// rule). Emitting nothing for a record drops it; emitting several records
+// for one input is a flat map. Emitted bytes are copied at once, so they may
+// come from the input record or from a reused buffer.
+//
+// Keep and Emit are small enough to be inlined into the calling function
+// (a call is expensive in Go's Wasm code); the output is handed to the host
+// in one chunk at the end of the batch, or earlier, between records, once it
+// passes 1 MiB.
 type Output struct {
-	buf  []byte
-	n    int // records in the input batch
-	last int // highest input index emitted so far
+	buf []byte
 }
 
 // Keep emits r unchanged to the main output: an 8-byte keep record, nothing
 // copied (the pass and filter path).
 func (o *Output) Keep(r *Record) {
-	o.start(r)
-	putKeep(o.reserve(keepRecordSize), uint32(r.index), 0)
+	// Small enough to be inlined into the caller: calls are expensive in
+	// Go's Wasm code.
+	i := r.index
+	l := len(o.buf)
+	o.buf = append(o.buf, 0, 0, 0, 0, 0, 0, 0, 0)
+	store64(o.buf, l, uint64(i)|kindKeep<<48)
 }
 
 // Emit emits a record to the main output with r's key, time and metadata and
-// value as its value (the map of a map step).
+// value as its value (the map of a map step). The value is copied.
 func (o *Output) Emit(r *Record, value []byte) {
-	o.start(r)
-	b := o.reserve(recordHeaderSize + len(value))
-	putHeader(b, uint32(r.index), 0, kindEmit,
-		uint8(SameKey|SameTime|SameMeta)|r.flags&(flagHasTime|flagHasKey), 0, 0, uint32(len(value)), 0)
-	copy(b[recordHeaderSize:], value)
+	o.emitValue(uint64(r.index)|uint64(SameKey|SameTime|SameMeta)<<56, value)
 }
 
 // EmitString is Emit with a string value.
 func (o *Output) EmitString(r *Record, value string) {
-	o.start(r)
-	b := o.reserve(recordHeaderSize + len(value))
-	putHeader(b, uint32(r.index), 0, kindEmit,
-		uint8(SameKey|SameTime|SameMeta)|r.flags&(flagHasTime|flagHasKey), 0, 0, uint32(len(value)), 0)
-	copy(b[recordHeaderSize:], value)
+	o.emitValue(uint64(r.index)|uint64(SameKey|SameTime|SameMeta)<<56,
+		unsafe.Slice(unsafe.StringData(value), len(value))) // only read
 }
 
 // To emits r to port with r's key, time and metadata, and value as its
 // value; a nil value keeps r's value (an empty non-nil slice is an empty
 // value). To(Main, r, nil) is Keep(r).
 func (o *Output) To(port PortID, r *Record, value []byte) {
-	o.start(r)
-	num := o.portNum(port)
-	flags := uint8(SameKey|SameTime|SameMeta) | r.flags&(flagHasTime|flagHasKey)
+	num := uint64(portNum(port)) << 32
 	if value == nil {
-		putKeep(o.reserve(keepRecordSize), uint32(r.index), num)
+		l := len(o.buf)
+		o.buf = append(o.buf, 0, 0, 0, 0, 0, 0, 0, 0)
+		store64(o.buf, l, uint64(r.index)|num|kindKeep<<48)
 		return
 	}
-	b := o.reserve(recordHeaderSize + len(value))
-	putHeader(b, uint32(r.index), num, kindEmit, flags, 0, 0, uint32(len(value)), 0)
-	copy(b[recordHeaderSize:], value)
+	o.emitValue(uint64(r.index)|num|uint64(SameKey|SameTime|SameMeta)<<56, value)
 }
 
 // Fail sends input record r, unchanged, to the step's error output with
 // reason. Other records of the batch are unaffected. Records emitted for r
 // before Fail are still emitted.
 func (o *Output) Fail(r *Record, reason string) {
-	o.start(r)
-	b := o.reserve(recordHeaderSize + len(reason))
-	putHeader(b, uint32(r.index), 0, kindFail, 0, 0, 0, uint32(len(reason)), 0)
-	copy(b[recordHeaderSize:], reason)
+	o.emitValue(uint64(r.index)|kindFail<<48, unsafe.Slice(unsafe.StringData(reason), len(reason)))
+}
+
+// emitValue appends a record whose first header word is w0 (index, port,
+// kind, flags) and whose only part is value.
+func (o *Output) emitValue(w0 uint64, value []byte) {
+	n := recordHeaderSize + len(value)
+	if cap(o.buf)-len(o.buf) < n {
+		o.makeRoom(n)
+	}
+	l := len(o.buf)
+	b := o.buf[l : l+n]
+	o.buf = o.buf[:l+n]
+	store64(b, 0, w0)
+	store64(b, 8, 0)
+	store64(b, 16, uint64(len(value))<<32)
+	store64(b, 24, 0)
+	copy(b[recordHeaderSize:], value)
+}
+
+// makeRoom makes room for n more bytes, handing the buffer to the host
+// first if it is past flushAt.
+func (o *Output) makeRoom(n int) {
+	if len(o.buf) >= flushAt {
+		o.flush()
+	}
+	if cap(o.buf)-len(o.buf) < n {
+		nb := make([]byte, len(o.buf), 2*cap(o.buf)+n)
+		copy(nb, o.buf)
+		o.buf = nb
+	}
 }
 
 // EmitRecord emits rec, derived from input record r, with full control over
 // every part.
 func (o *Output) EmitRecord(r *Record, rec *OutRecord) {
-	o.start(r)
-	num := o.portNum(rec.Port)
+	num := portNum(rec.Port)
 	same := rec.Same & SameAll
 	if same == SameAll {
 		putKeep(o.reserve(keepRecordSize), uint32(r.index), num)
@@ -116,18 +143,14 @@ func (o *Output) EmitRecord(r *Record, rec *OutRecord) {
 	}
 	flags := uint8(same)
 	var klen, vlen, mlen int
-	if same&SameKey != 0 {
-		flags |= r.flags & flagHasKey
-	} else if rec.HasKey {
+	if same&SameKey == 0 && rec.HasKey {
 		flags |= flagHasKey
 		klen = len(rec.Key)
 	}
 	if same&SameValue == 0 {
 		vlen = len(rec.Value)
 	}
-	if same&SameTime != 0 {
-		flags |= r.flags & flagHasTime
-	} else if rec.HasTime {
+	if same&SameTime == 0 && rec.HasTime {
 		flags |= flagHasTime
 	}
 	if same&SameMeta == 0 {
@@ -136,7 +159,7 @@ func (o *Output) EmitRecord(r *Record, rec *OutRecord) {
 		}
 	}
 	var t int64
-	if flags&flagHasTime != 0 && same&SameTime == 0 {
+	if flags&flagHasTime != 0 {
 		t = rec.Time
 	}
 	b := o.reserve(recordHeaderSize + klen + vlen + mlen)
@@ -161,70 +184,32 @@ func (o *Output) EmitRecord(r *Record, rec *OutRecord) {
 func (o *Output) emitKey(r *Record, key []byte) {
 	b := o.reserve(recordHeaderSize + len(key))
 	putHeader(b, uint32(r.index), 0, kindEmit,
-		flagHasKey|uint8(SameValue|SameTime|SameMeta)|r.flags&flagHasTime, 0, uint32(len(key)), 0, 0)
+		flagHasKey|uint8(SameValue|SameTime|SameMeta), 0, uint32(len(key)), 0, 0)
 	copy(b[recordHeaderSize:], key)
 }
 
 // emitTime answers a timestamp function for r.
 func (o *Output) emitTime(r *Record, ms int64) {
 	putHeader(o.reserve(recordHeaderSize), uint32(r.index), 0, kindEmit,
-		flagHasTime|uint8(SameKey|SameValue|SameMeta)|r.flags&flagHasKey, ms, 0, 0, 0)
+		flagHasTime|uint8(SameKey|SameValue|SameMeta), ms, 0, 0, 0)
 }
 
-// start checks the ordering rule and flushes a full buffer.
-func (o *Output) start(r *Record) {
-	if r.index < o.last || r.index >= o.n {
-		o.orderPanic(r)
-	}
-	o.last = r.index
-	if len(o.buf) >= flushAt {
-		o.flush()
-	}
-}
-
-func (o *Output) orderPanic(r *Record) {
-	if r.index >= o.n {
-		panic("wsp: output for record " + itoa(int64(r.index)) + ", which is not in this batch of " + itoa(int64(o.n)))
-	}
-	panic("wsp: output for record " + itoa(int64(r.index)) + " after output for record " +
-		itoa(int64(o.last)) + ": emit in ascending record order")
-}
-
-func (o *Output) portNum(p PortID) uint16 {
-	if int(p) >= len(reg.portNums) {
-		if p == Main {
-			return 0
-		}
-		panic("wsp: unknown port id " + itoa(int64(p)) + " (use the value Port returned)")
-	}
-	return reg.portNums[p]
-}
-
-// reserve appends n bytes to the buffer and returns them.
+// reserve appends n bytes to the output and returns them.
 func (o *Output) reserve(n int) []byte {
+	if cap(o.buf)-len(o.buf) < n {
+		o.makeRoom(n)
+	}
 	l := len(o.buf)
-	if cap(o.buf)-l < n {
-		o.grow(n)
-	}
 	o.buf = o.buf[:l+n]
-	return o.buf[l:]
-}
-
-func (o *Output) grow(n int) {
-	c := 2*cap(o.buf) + n
-	if c < 64<<10 {
-		c = 64 << 10
-	}
-	nb := make([]byte, len(o.buf), c)
-	copy(nb, o.buf)
-	o.buf = nb
+	return o.buf[l : l+n : l+n]
 }
 
 // reset prepares the output for a batch of n records.
-func (o *Output) reset(n int) {
+func (o *Output) reset() {
 	o.buf = o.buf[:0]
-	o.n = n
-	o.last = 0
+	if cap(o.buf) == 0 {
+		o.buf = make([]byte, 0, 64<<10)
+	}
 }
 
 // flush hands the buffered records to the host.
@@ -258,4 +243,15 @@ type hostError string
 
 func newHostError(fn string, rc int32) hostError {
 	return hostError(fn + ": " + errName(rc))
+}
+
+// portNum is the host's number of port p.
+func portNum(p PortID) uint16 {
+	if int(p) >= len(reg.portNums) {
+		if p == Main {
+			return 0
+		}
+		panic("wsp: unknown port id " + itoa(int64(p)) + " (use the value Port returned)")
+	}
+	return reg.portNums[p]
 }

@@ -11,22 +11,18 @@ var le = binary.LittleEndian
 // host. It and every slice its methods return are valid only during the
 // call that received it; copy what you keep. Methods do not allocate.
 type Record struct {
-	// buf is the whole batch buffer; it changes only when the buffer grows,
-	// so that the per-record parse stores no pointers (a pointer store costs
-	// a write-barrier check, which is slow in Go's Wasm code).
-	buf    []byte
-	foff   []uint32 // offsets of the known field entries (relative to fields)
-	index  int
-	time   int64
-	key    uint32 // offset of the key in buf
-	value  uint32 // offset of the value (= end of the key)
-	meta   uint32 // offset of the meta section
-	fields uint32 // offset of the fields section
-	end    uint32 // end of the record
-	fknown uint32 // foff[:fknown] are known
-	fnext  uint32 // offset (relative to fields) of entry fknown
-	flags  uint8
+	// buf is the whole batch buffer. The record is only its header offset:
+	// the batch loop stores two integers per record and the accessors read
+	// the header, because in Go's Wasm code (run by wazero) every memory
+	// access and every pointer store costs.
+	buf   []byte
+	foff  []uint32 // offsets in buf of the declared fields' entries; 0: Missing
+	index int
+	hdr   int // offset of the record header in buf
 }
+
+// head returns the record's 32-byte header.
+func (r *Record) head() []byte { return r.buf[r.hdr : r.hdr+recordHeaderSize] }
 
 // Index is the record's position in its batch (0..n-1).
 func (r *Record) Index() int { return r.index }
@@ -34,28 +30,46 @@ func (r *Record) Index() int { return r.index }
 // Key returns the record's key; ok is false when the record has none (an
 // empty key is still a key).
 func (r *Record) Key() (key []byte, ok bool) {
-	return r.buf[r.key:r.value:r.value], r.flags&flagHasKey != 0
+	h := r.head()
+	s := r.hdr + recordHeaderSize
+	e := s + int(load32(h, 16))
+	return r.buf[s:e:e], h[7]&flagHasKey != 0
 }
 
 // Value returns the record's value (the message payload).
 func (r *Record) Value() []byte {
-	return r.buf[r.value:r.meta:r.meta]
+	h := r.head()
+	s := r.hdr + recordHeaderSize + int(load32(h, 16))
+	e := s + int(load32(h, 20))
+	return r.buf[s:e:e]
 }
 
 // Time returns the record's event time in milliseconds since the Unix epoch;
 // ok is false when it has none.
 func (r *Record) Time() (ms int64, ok bool) {
-	return r.time, r.flags&flagHasTime != 0
+	h := r.head()
+	return int64(load64(h, 8)), h[7]&flagHasTime != 0
 }
 
 // NotJSON reports that the host found the value not to be a JSON object, so
 // every field is Missing. The host decides this only for modules that
 // declared fields; without fields it is always false.
-func (r *Record) NotJSON() bool { return r.flags&flagNotJSON != 0 }
+func (r *Record) NotJSON() bool { return r.head()[7]&flagNotJSON != 0 }
+
+// flags returns the record's header flags.
+func (r *Record) flags() uint8 { return r.head()[7] }
+
+// metaSection returns the record's encoded metadata.
+func (r *Record) metaSection() []byte {
+	h := r.head()
+	s := r.hdr + recordHeaderSize + int(load32(h, 16)) + int(load32(h, 20))
+	e := s + int(load32(h, 24))
+	return r.buf[s:e:e]
+}
 
 // Meta returns the value of the first metadata entry called name.
 func (r *Record) Meta(name string) (value []byte, ok bool) {
-	m := r.buf[r.meta:r.fields]
+	m := r.metaSection()
 	for len(m) >= 8 {
 		nl := le.Uint32(m)
 		if uint64(nl)+8 > uint64(len(m)) {
@@ -77,7 +91,7 @@ func (r *Record) Meta(name string) (value []byte, ok bool) {
 
 // EachMeta calls fn for each metadata entry in order until fn returns false.
 func (r *Record) EachMeta(fn func(name, value []byte) bool) {
-	m := r.buf[r.meta:r.fields]
+	m := r.metaSection()
 	for len(m) >= 8 {
 		nl := le.Uint32(m)
 		if uint64(nl)+8 > uint64(len(m)) {
@@ -97,75 +111,14 @@ func (r *Record) EachMeta(fn func(name, value []byte) bool) {
 }
 
 // Field returns declared field i (see Fields). A number outside the
-// declared fields gives a Missing field. Fields are decoded lazily: a record
-// pays only for the fields it reads, and each at most once.
+// declared fields gives a Missing field. The SDK locates the fields of a
+// record while it walks the batch; Field and the Field methods only slice
+// and load, and are small enough to be inlined into the caller.
 func (r *Record) Field(i int) Field {
-	if uint(i) >= uint(len(r.foff)) {
-		return Field{}
-	}
-	fs := r.buf[r.fields:r.end]
-	for int(r.fknown) <= i {
-		off := r.fnext
-		if uint64(off) >= uint64(len(fs)) {
-			return Field{} // section shorter than the declared fields
+	if uint(i) < uint(len(r.foff)) {
+		if off := r.foff[i]; off != 0 {
+			return Field{e: r.buf[off:]}
 		}
-		r.foff[r.fknown] = off
-		r.fknown++
-		r.fnext = off + entrySize(fs[off:])
-	}
-	return decodeField(fs[r.foff[i]:])
-}
-
-// entrySize is the encoded size of the field entry starting at e[0]; it
-// may point past the section for a malformed entry, which later reads treat
-// as the end.
-func entrySize(e []byte) uint32 {
-	switch e[0] {
-	case tagInt, tagFloat:
-		return 9
-	case tagString, tagRaw:
-		if len(e) < 5 {
-			return uint32(len(e))
-		}
-		n := uint64(le.Uint32(e[1:])) + 5
-		if n > uint64(len(e)) {
-			return uint32(len(e))
-		}
-		return uint32(n)
-	}
-	return 1
-}
-
-func decodeField(e []byte) Field {
-	switch e[0] {
-	case tagNull:
-		return Field{kind: Null}
-	case tagFalse:
-		return Field{kind: Bool}
-	case tagTrue:
-		return Field{kind: Bool, bits: 1}
-	case tagInt, tagFloat:
-		if len(e) < 9 {
-			return Field{}
-		}
-		k := Int
-		if e[0] == tagFloat {
-			k = Float
-		}
-		return Field{kind: k, bits: le.Uint64(e[1:])}
-	case tagString, tagRaw:
-		if len(e) < 5 {
-			return Field{}
-		}
-		n := uint64(le.Uint32(e[1:]))
-		if n+5 > uint64(len(e)) {
-			return Field{}
-		}
-		k := String
-		if e[0] == tagRaw {
-			k = Raw
-		}
-		return Field{kind: k, b: e[5 : 5+n : 5+n]}
 	}
 	return Field{}
 }
@@ -199,35 +152,46 @@ func (k FieldKind) String() string {
 // zero Field is Missing. Its byte slices point into the batch: valid during
 // the call only.
 type Field struct {
-	b    []byte
-	bits uint64
-	kind FieldKind
+	// e is the rest of the batch from the field's entry on: tag, then
+	// payload. Empty for a field that is not in the section. The SDK's walk
+	// checked that the payload is complete.
+	e []byte
 }
 
+var tagKinds = [8]FieldKind{Missing, Null, Bool, Bool, Int, Float, String, Raw}
+
 // Kind is the field's type.
-func (f Field) Kind() FieldKind { return f.kind }
+func (f Field) Kind() FieldKind {
+	if len(f.e) == 0 {
+		return Missing
+	}
+	return tagKinds[f.e[0]&7]
+}
 
 // Exists reports whether the field is present (any kind but Missing; a JSON
 // null is present).
-func (f Field) Exists() bool { return f.kind != Missing }
+func (f Field) Exists() bool { return len(f.e) != 0 && f.e[0] != tagMissing }
 
 // Int returns an Int field's value; ok is false for every other kind (a
 // Float, even integral, is not converted).
 func (f Field) Int() (v int64, ok bool) {
-	if f.kind != Int {
-		return 0, false
+	if len(f.e) >= 9 && f.e[0] == tagInt {
+		return int64(load64(f.e, 1)), true
 	}
-	return int64(f.bits), true
+	return 0, false
 }
 
 // Float returns a number's value: a Float's, or an Int's converted to
 // float64; ok is false for other kinds.
 func (f Field) Float() (v float64, ok bool) {
-	switch f.kind {
-	case Float:
-		return math.Float64frombits(f.bits), true
-	case Int:
-		return float64(int64(f.bits)), true
+	if len(f.e) < 9 {
+		return 0, false
+	}
+	switch bits := load64(f.e, 1); f.e[0] {
+	case tagFloat:
+		return math.Float64frombits(bits), true
+	case tagInt:
+		return float64(int64(bits)), true
 	}
 	return 0, false
 }
@@ -235,33 +199,35 @@ func (f Field) Float() (v float64, ok bool) {
 // Str returns a String field's unescaped UTF-8 bytes; ok is false for other
 // kinds.
 func (f Field) Str() (v []byte, ok bool) {
-	if f.kind != String {
-		return nil, false
+	if len(f.e) >= 5 && f.e[0] == tagString {
+		n := 5 + load32(f.e, 1)
+		return f.e[5:n:n], true
 	}
-	return f.b, true
+	return nil, false
 }
 
 // Bool returns a Bool field's value; ok is false for other kinds.
 func (f Field) Bool() (v, ok bool) {
-	if f.kind != Bool {
-		return false, false
+	if len(f.e) != 0 && (f.e[0] == tagTrue || f.e[0] == tagFalse) {
+		return f.e[0] == tagTrue, true
 	}
-	return f.bits != 0, true
+	return false, false
 }
 
 // Raw returns the JSON text of a Raw field (an object or an array); ok is
 // false for other kinds.
 func (f Field) Raw() (text []byte, ok bool) {
-	if f.kind != Raw {
-		return nil, false
+	if len(f.e) >= 5 && f.e[0] == tagRaw {
+		n := 5 + load32(f.e, 1)
+		return f.e[5:n:n], true
 	}
-	return f.b, true
+	return nil, false
 }
 
 // TypeName is the field's JSON type, for messages: "missing", "null",
 // "bool", "number" (Int and Float), "string", "object" or "array".
 func (f Field) TypeName() string {
-	switch f.kind {
+	switch f.Kind() {
 	case Null:
 		return "null"
 	case Bool:
@@ -271,7 +237,8 @@ func (f Field) TypeName() string {
 	case String:
 		return "string"
 	case Raw:
-		for _, c := range f.b {
+		text, _ := f.Raw()
+		for _, c := range text {
 			if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 				if c == '[' {
 					return "array"

@@ -201,7 +201,17 @@ func readConfig() []byte {
 }
 
 // runBatch is wsp_process, wsp_key and wsp_timestamp over a batch of n
-// records.
+// records: one batch_read, the loop over the records (scan), and one
+// batch_write (more when the output passes flushAt).
+//
+// Performance note: in Go's Wasm code as wazero runs it, calling a function
+// that itself makes calls costs tens of nanoseconds, as do a pointer store
+// (write barrier) and a branch that does not fall through (a jump through
+// the function's dispatch table, and a time-limit check when the host
+// closes calls on context cancellation). So per record the loops read the
+// header's lengths, store two integers, walk the fields in a leaf function,
+// and make one call, to the user's function, into which the Record, Field
+// and Output fast paths are inlined.
 func runBatch(e export, n int32) (rc int32) {
 	switch {
 	case e == exportProcess && reg.process == nil && reg.processBatch == nil:
@@ -226,51 +236,210 @@ func runBatch(e export, n int32) (rc int32) {
 	if count != int(n) {
 		panic(hostError("wsp: the batch holds " + itoa(int64(count)) + " records, the call says " + itoa(int64(n))))
 	}
-	out.reset(count)
-	p := batchHeaderSize
-	r := &one
-	r.buf = data[:cap(data)]
-	switch e {
-	case exportProcess:
-		if fn := reg.process; fn != nil {
-			for i := 0; i < count; i++ {
-				p = r.parse(data, p, i)
-				fn(r, &out)
-			}
-			break
+	out.reset()
+	scan(e, data, count)
+	out.flush()
+	return 0
+}
+
+// scan runs the batch loop (see runBatch) for export e.
+//
+// The loops are written for Go's Wasm code generator: each form has its own
+// small loop (values live across a call are reloaded from memory), checks
+// that fail leave the loop directly (the generator lays out the other
+// branch of an if after a jump through the function's dispatch table, so
+// the common path must be the one that falls through), and the field walk
+// is a leaf function with table lookups instead of branches.
+func scan(e export, data []byte, count int) {
+	full := data[:cap(data)]
+	var p int
+	if e == exportProcess && reg.process == nil {
+		p = scanBatch(batchRecords(count, full), data)
+		if p == len(data) {
+			reg.processBatch(&batch, &out)
 		}
-		p = parseBatch(data, count)
-		reg.processBatch(&batch, &out)
-	case exportKey:
-		fn := reg.key
-		for i := 0; i < count; i++ {
-			p = r.parse(data, p, i)
-			key, err := fn(r)
-			if err != nil {
-				out.Fail(r, err.Error())
-				continue
-			}
-			out.start(r)
-			out.emitKey(r, key)
+	} else {
+		r := &one
+		if unsafe.SliceData(r.buf) != unsafe.SliceData(full) {
+			r.buf = full
 		}
-	case exportTimestamp:
-		fn := reg.timestamp
-		for i := 0; i < count; i++ {
-			p = r.parse(data, p, i)
-			ms, err := fn(r)
-			if err != nil {
-				out.Fail(r, err.Error())
-				continue
-			}
-			out.start(r)
-			out.emitTime(r, ms)
+		switch e {
+		case exportProcess:
+			p = scanProcess(r, data, count, reg.process)
+		case exportKey:
+			p = scanKey(r, data, count, reg.key)
+		case exportTimestamp:
+			p = scanTimestamp(r, data, count, reg.timestamp)
 		}
 	}
 	if p != len(data) {
 		panic(errMalformedBatch)
 	}
-	out.flush()
-	return 0
+}
+
+// The loops return the offset after the last record, or -1 for a batch
+// whose records run past its end.
+
+func scanProcess(r *Record, data []byte, count int, fn func(*Record, *Output)) int {
+	nf := len(r.foff)
+	p := batchHeaderSize
+	i := 0
+	for ; i < count; i++ {
+		if len(data)-p < recordHeaderSize {
+			break
+		}
+		w2, w3 := load64(data, p+16), load64(data, p+24)
+		end := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3)) + int(w3>>32)
+		if end > len(data) {
+			break
+		}
+		r.hdr, r.index = p, i
+		if nf > 0 {
+			walkFields(r.foff, data, p)
+		}
+		p = end
+		fn(r, &out)
+		if len(out.buf) >= flushAt {
+			out.flush()
+		}
+	}
+	if i < count {
+		return -1
+	}
+	return p
+}
+
+func scanBatch(recs []Record, data []byte) int {
+	p := batchHeaderSize
+	i := 0
+	for ; i < len(recs); i++ {
+		if len(data)-p < recordHeaderSize {
+			break
+		}
+		w2, w3 := load64(data, p+16), load64(data, p+24)
+		end := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3)) + int(w3>>32)
+		if end > len(data) {
+			break
+		}
+		r := &recs[i]
+		r.hdr, r.index = p, i
+		if len(r.foff) > 0 {
+			walkFields(r.foff, data, p)
+		}
+		p = end
+	}
+	if i < len(recs) {
+		return -1
+	}
+	return p
+}
+
+func scanKey(r *Record, data []byte, count int, fn func(*Record) ([]byte, error)) int {
+	p := batchHeaderSize
+	i := 0
+	for ; i < count; i++ {
+		if len(data)-p < recordHeaderSize {
+			break
+		}
+		w2, w3 := load64(data, p+16), load64(data, p+24)
+		end := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3)) + int(w3>>32)
+		if end > len(data) {
+			break
+		}
+		r.hdr, r.index = p, i
+		walkFields(r.foff, data, p)
+		p = end
+		if k, err := fn(r); err != nil {
+			out.Fail(r, err.Error())
+		} else {
+			out.emitKey(r, k)
+		}
+	}
+	if i < count {
+		return -1
+	}
+	return p
+}
+
+func scanTimestamp(r *Record, data []byte, count int, fn func(*Record) (int64, error)) int {
+	p := batchHeaderSize
+	i := 0
+	for ; i < count; i++ {
+		if len(data)-p < recordHeaderSize {
+			break
+		}
+		w2, w3 := load64(data, p+16), load64(data, p+24)
+		end := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3)) + int(w3>>32)
+		if end > len(data) {
+			break
+		}
+		r.hdr, r.index = p, i
+		walkFields(r.foff, data, p)
+		p = end
+		if ms, err := fn(r); err != nil {
+			out.Fail(r, err.Error())
+		} else {
+			out.emitTime(r, ms)
+		}
+	}
+	if i < count {
+		return -1
+	}
+	return p
+}
+
+// entrySizes is the size of a field entry by tag, without a string's or
+// raw text's bytes; 0 for an unknown tag. entryLenMask selects the u32
+// length that follows the tag of a string or raw entry.
+var (
+	entrySizes   = [256]uint8{tagMissing: 1, tagNull: 1, tagFalse: 1, tagTrue: 1, tagInt: 9, tagFloat: 9, tagString: 5, tagRaw: 5}
+	entryLenMask = [256]uint32{tagString: 0xFFFFFFFF, tagRaw: 0xFFFFFFFF}
+)
+
+// walkFields stores in foff the offset in data of each declared field's
+// entry for the record whose (checked) header starts at data[p], or 0
+// (Missing) for an entry that is absent, truncated or unknown and every
+// entry after it. It reads without bounds checks after its own checks (and
+// up to 8 bytes past a record's end, which readBatch keeps inside the
+// buffer), so that it is a leaf function.
+func walkFields(foff []uint32, data []byte, p int) {
+	w2, w3 := load64(data, p+16), load64(data, p+24)
+	fs := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3))
+	end := fs + int(w3>>32)
+	base := unsafe.Pointer(unsafe.SliceData(data))
+	k := 0
+	for ; k < len(foff); k++ {
+		tag := *(*byte)(unsafe.Add(base, fs))
+		sz := int(entrySizes[tag]) + int(load32(data, fs+1)&entryLenMask[tag])
+		if uint(sz-1) >= uint(end-fs) {
+			break // no room left, unknown tag, or truncated
+		}
+		foff[k] = uint32(fs)
+		fs += sz
+	}
+	for fp := unsafe.Pointer(unsafe.SliceData(foff)); k < len(foff); k++ {
+		*(*uint32)(unsafe.Add(fp, 4*k)) = 0 // k < len(foff): no bounds check
+	}
+}
+
+// batchRecords makes batch hold count records viewing buf.
+func batchRecords(count int, buf []byte) []Record {
+	if cap(batch.recs) < count {
+		c := max(count, 2*cap(batch.recs))
+		batch.recs = make([]Record, c)
+		arena = make([]uint32, c*nfields)
+		for i := range batch.recs {
+			batch.recs[i].foff = arena[i*nfields : (i+1)*nfields : (i+1)*nfields]
+		}
+	}
+	recs := batch.recs[:cap(batch.recs)]
+	if len(recs) > 0 && unsafe.SliceData(recs[0].buf) != unsafe.SliceData(buf) {
+		for i := range recs {
+			recs[i].buf = buf
+		}
+	}
+	batch.recs = recs[:count]
+	return batch.recs
 }
 
 const errMalformedBatch = hostError("wsp: malformed input batch")
@@ -281,72 +450,25 @@ func readBatch() []byte {
 		inBuf = make([]byte, 0, 64<<10)
 	}
 	for {
-		rc := hostBatchRead(inBuf[:cap(inBuf)])
+		// Offer all but readSlack bytes: the field walk may read a few
+		// bytes past the end of the batch.
+		room := cap(inBuf) - readSlack
+		rc := hostBatchRead(inBuf[:room])
 		if rc < 0 {
 			panic(newHostError("batch_read", rc))
 		}
-		if int(rc) <= cap(inBuf) {
+		if int(rc) <= room {
 			if rc < batchHeaderSize {
 				panic(errMalformedBatch)
 			}
 			return inBuf[:rc]
 		}
-		inBuf = make([]byte, 0, int(rc)+int(rc)/8)
+		inBuf = make([]byte, 0, int(rc)+int(rc)/8+readSlack)
 	}
 }
 
-// parse points r at the record whose header starts at data[p] and returns
-// the offset of the next record. It stores no pointers (r.buf is set by the
-// caller when the buffer changes).
-func (r *Record) parse(data []byte, p, i int) int {
-	if len(data)-p < recordHeaderSize {
-		panic(errMalformedBatch)
-	}
-	h := data[p : p+recordHeaderSize]
-	w0 := le.Uint64(h[0:])
-	t := le.Uint64(h[8:])
-	w2 := le.Uint64(h[16:])
-	w3 := le.Uint64(h[24:])
-	kl, vl, ml, fl := w2&0xFFFFFFFF, w2>>32, w3&0xFFFFFFFF, w3>>32
-	start := uint64(p + recordHeaderSize)
-	end := start + kl + vl + ml + fl
-	if end > uint64(len(data)) {
-		panic(errMalformedBatch)
-	}
-	r.index = i
-	r.time = int64(t)
-	r.flags = uint8(w0 >> 56)
-	r.key = uint32(start)
-	r.value = uint32(start + kl)
-	r.meta = uint32(start + kl + vl)
-	r.fields = uint32(start + kl + vl + ml)
-	r.end = uint32(end)
-	r.fknown, r.fnext = 0, 0
-	return int(end)
-}
-
-// parseBatch fills batch with the count records of data and returns the
-// offset after the last.
-func parseBatch(data []byte, count int) int {
-	if cap(batch.recs) < count {
-		batch.recs = make([]Record, count)
-		arena = make([]uint32, count*nfields)
-		for i := range batch.recs {
-			batch.recs[i].foff = arena[i*nfields : (i+1)*nfields : (i+1)*nfields]
-		}
-	}
-	batch.recs = batch.recs[:count]
-	full := data[:cap(data)]
-	p := batchHeaderSize
-	for i := range batch.recs {
-		r := &batch.recs[i]
-		if unsafe.SliceData(r.buf) != unsafe.SliceData(full) {
-			r.buf = full
-		}
-		p = r.parse(data, p, i)
-	}
-	return p
-}
+// readSlack is the space kept after the batch in inBuf.
+const readSlack = 16
 
 // failWith reports a recovered panic v through fail, and logs the stack of
 // a panic in user code.
