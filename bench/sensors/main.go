@@ -40,7 +40,9 @@ func main() {
 	root := flag.String("root", ".", "repository root")
 	rounds := flag.Int("rounds", 1, "runs of each system (the best wall time is reported)")
 	wspFlags := flag.String("wsp-flags", "", "extra flags for wsp run")
+	timeout := flag.String("timeout", "10s", "the cleaner's time limit (SENSORS_TIMEOUT): a duration, or none")
 	flag.Parse()
+	os.Setenv("SENSORS_TIMEOUT", *timeout)
 	if err := run(*root, *n, *rounds, strings.Fields(*wspFlags)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-sensors:", err)
 		os.Exit(1)
@@ -101,7 +103,8 @@ func run(root string, n, rounds int, wspFlags []string) error {
 		}
 	}
 	same := equal(ws.clean, bs.clean)
-	fmt.Printf("# sensor pipeline, %d readings, %s, %d CPUs, best of %d\n\n", n, runtime.Version(), runtime.NumCPU(), rounds)
+	fmt.Printf("# sensor pipeline, %d readings, %s, %d CPUs, best of %d, wsp plugin timeout %s\n\n",
+		n, runtime.Version(), runtime.NumCPU(), rounds, os.Getenv("SENSORS_TIMEOUT"))
 	fmt.Println("| system | wall s | CPU s (user+sys) | records/s (wall) | records per CPU-second | clean | errors |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
 	for _, r := range []result{ws, bs} {

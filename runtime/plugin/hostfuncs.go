@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -107,22 +106,40 @@ func hostDeclareFields(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	b := in.view(mod, hostabi.FuncDeclareFields, uint32(stack[0]), uint32(stack[1]))
-	for _, line := range bytes.Split(b, []byte{'\n'}) {
-		p := strings.TrimSpace(string(line))
-		if p == "" {
-			continue
-		}
-		if len(p) > hostabi.MaxFieldPath {
+	var add []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !validFieldPath(line) || len(line) > hostabi.MaxFieldPath {
 			stack[0] = errCode(hostabi.ErrBadRequest)
 			return
 		}
-		if len(in.declFields) >= hostabi.MaxFields {
-			stack[0] = errCode(hostabi.ErrTooMany)
-			return
+		for _, p := range append(in.declFields, add...) {
+			if p == line {
+				stack[0] = errCode(hostabi.ErrBadRequest)
+				return
+			}
 		}
-		in.declFields = append(in.declFields, p)
+		add = append(add, line)
 	}
+	if len(in.declFields)+len(add) > hostabi.MaxFields {
+		stack[0] = errCode(hostabi.ErrTooMany)
+		return
+	}
+	in.declFields = append(in.declFields, add...)
 	stack[0] = uint64(uint32(len(in.declFields)))
+}
+
+// validFieldPath accepts dotted paths without empty segments or surrounding
+// white space.
+func validFieldPath(p string) bool {
+	if p == "" || strings.TrimSpace(p) != p {
+		return false
+	}
+	for _, seg := range strings.Split(p, ".") {
+		if seg == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func hostPort(ctx context.Context, mod api.Module, stack []uint64) {

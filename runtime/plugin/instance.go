@@ -422,7 +422,11 @@ func (in *Instance) encode(dst []byte) {
 		}
 		d := dst[p : p+hostabi.RecordHeaderSize+kl+vl]
 		binary.LittleEndian.PutUint64(d[0:], uint64(uint32(i))|uint64(flags)<<56)
-		binary.LittleEndian.PutUint64(d[8:], uint64(r.Time))
+		var t int64
+		if flags&hostabi.FlagHasTime != 0 {
+			t = r.Time
+		}
+		binary.LittleEndian.PutUint64(d[8:], uint64(t))
 		binary.LittleEndian.PutUint64(d[16:], uint64(uint32(kl))|uint64(uint32(vl))<<32)
 		binary.LittleEndian.PutUint64(d[24:], uint64(uint32(metaLen))|uint64(uint32(len(fsec)))<<32)
 		copy(d[hostabi.RecordHeaderSize:], r.Key)
