@@ -68,6 +68,7 @@ func TestLoadRefusals(t *testing.T) {
 		{"command", Options{}, "command module"},
 		{"future_feature", Options{}, "requires feature(s) [state]"},
 		{"init_fails", Options{}, "bad config"},
+		{"bad_field", Options{}, "declare_fields refused a..b"},
 		{"noop_keep", Options{Function: Key}, "missing export wsp_key"},
 		{"noop_keep", Options{Function: "bogus"}, "unknown function"},
 	}
