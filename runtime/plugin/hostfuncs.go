@@ -82,11 +82,11 @@ func hostBatchRead(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = errCode(hostabi.ErrNotNow)
 		return
 	}
-	size := uint32(in.inSize)
-	if size <= capacity {
-		in.encode(in.view(mod, hostabi.FuncBatchRead, ptr, size))
+	size := in.encode(in.view(mod, hostabi.FuncBatchRead, ptr, capacity))
+	if size > 1<<31-1 {
+		in.abort("%s: the batch needs %d bytes, more than the ABI's 2 GiB", hostabi.FuncBatchRead, size)
 	}
-	stack[0] = uint64(size)
+	stack[0] = size
 }
 
 func hostConfigRead(ctx context.Context, mod api.Module, stack []uint64) {

@@ -112,7 +112,6 @@ type Instance struct {
 
 	// The staged input of the running call.
 	in      *record.Batch
-	inSize  int
 	fields  []byte // encoded fields sections, back to back
 	fEnd    []int  // fEnd[i]: end of record i's section in fields
 	notJSON []bool
@@ -355,11 +354,10 @@ func (in *Instance) checkOnePerInput(res *Result, n int) error {
 	return nil
 }
 
-// stage prepares b for batch_read: extracts declared fields and computes the
-// encoded size.
+// stage prepares b for batch_read: extracts the declared fields. The size
+// of the encoded batch is worked out by encode itself.
 func (in *Instance) stage(b *record.Batch) error {
 	in.in = b
-	size := hostabi.BatchHeaderSize
 	ex := in.m.extractor
 	n := len(b.Records)
 	if ex != nil {
@@ -375,42 +373,40 @@ func (in *Instance) stage(b *record.Batch) error {
 			in.fEnd[i] = len(in.fields)
 			in.notJSON[i] = !ok
 		}
-		size += len(in.fields)
 	}
-	for i := range b.Records {
-		r := &b.Records[i]
-		size += hostabi.RecordHeaderSize + len(r.Key) + len(r.Value)
-		for _, kv := range r.Meta {
-			size += hostabi.MetaEntrySize(kv.Key, kv.Value)
-		}
-	}
-	if size > 1<<31-1 {
-		return fmt.Errorf("batch of %d bytes is larger than the ABI's 2 GiB limit", size)
-	}
-	in.inSize = size
 	return nil
 }
 
-// encode writes the staged batch into dst (len(dst) == in.inSize).
-func (in *Instance) encode(dst []byte) {
+// encode writes the staged batch into dst, the guest's buffer, in one pass
+// over the records, and returns the encoded size. When the batch does not
+// fit, it stops writing, counts the size the rest needs and returns the
+// total (> len(dst)): the guest grows its buffer and asks again.
+func (in *Instance) encode(dst []byte) uint64 {
 	b := in.in
+	fields := in.m.extractor != nil
+	if len(dst) < hostabi.BatchHeaderSize {
+		return in.size(0, hostabi.BatchHeaderSize)
+	}
 	hostabi.PutBatchHeader(dst, uint32(len(b.Records)))
 	p := hostabi.BatchHeaderSize
-	fields := in.m.extractor != nil
 	fstart := 0
 	for i := range b.Records {
 		r := &b.Records[i]
 		kl, vl := len(r.Key), len(r.Value)
 		var flags uint8
+		var t int64
 		if r.Flags&record.HasTime != 0 {
 			flags |= hostabi.FlagHasTime
+			t = r.Time
 		}
 		if r.Flags&record.HasKey != 0 {
 			flags |= hostabi.FlagHasKey
 		}
 		metaLen := 0
-		for _, kv := range r.Meta {
-			metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
+		if len(r.Meta) > 0 {
+			for _, kv := range r.Meta {
+				metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
+			}
 		}
 		var fsec []byte
 		if fields {
@@ -420,23 +416,50 @@ func (in *Instance) encode(dst []byte) {
 				flags |= hostabi.FlagNotJSON
 			}
 		}
+		end := p + hostabi.RecordHeaderSize + kl + vl + metaLen + len(fsec)
+		if end > len(dst) {
+			return in.size(i, uint64(p))
+		}
 		d := dst[p : p+hostabi.RecordHeaderSize+kl+vl]
 		binary.LittleEndian.PutUint64(d[0:], uint64(uint32(i))|uint64(flags)<<56)
-		var t int64
-		if flags&hostabi.FlagHasTime != 0 {
-			t = r.Time
-		}
 		binary.LittleEndian.PutUint64(d[8:], uint64(t))
 		binary.LittleEndian.PutUint64(d[16:], uint64(uint32(kl))|uint64(uint32(vl))<<32)
 		binary.LittleEndian.PutUint64(d[24:], uint64(uint32(metaLen))|uint64(uint32(len(fsec)))<<32)
-		copy(d[hostabi.RecordHeaderSize:], r.Key)
+		if kl > 0 {
+			copy(d[hostabi.RecordHeaderSize:], r.Key)
+		}
 		copy(d[hostabi.RecordHeaderSize+kl:], r.Value)
 		p += len(d)
-		for _, kv := range r.Meta {
-			p += hostabi.PutMetaEntry(dst[p:], kv.Key, kv.Value)
+		if metaLen > 0 {
+			for _, kv := range r.Meta {
+				p += hostabi.PutMetaEntry(dst[p:], kv.Key, kv.Value)
+			}
 		}
-		p += copy(dst[p:], fsec)
+		if len(fsec) > 0 {
+			p += copy(dst[p:], fsec)
+		}
 	}
+	return uint64(p)
+}
+
+// size returns the encoded size of the staged batch, given the size of its
+// first `from` records.
+func (in *Instance) size(from int, size uint64) uint64 {
+	recs := in.in.Records
+	for i := from; i < len(recs); i++ {
+		r := &recs[i]
+		size += uint64(hostabi.RecordHeaderSize + len(r.Key) + len(r.Value))
+		for _, kv := range r.Meta {
+			size += uint64(hostabi.MetaEntrySize(kv.Key, kv.Value))
+		}
+	}
+	if in.m.extractor != nil {
+		size += uint64(len(in.fields))
+		if from > 0 {
+			size -= uint64(in.fEnd[from-1])
+		}
+	}
+	return size
 }
 
 // logWriter forwards guest stdout/stderr (e.g. a Go panic trace) to the log.
