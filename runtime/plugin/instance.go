@@ -106,6 +106,7 @@ type Instance struct {
 	timer    *time.Timer
 	deadline atomic.Int64
 	timedOut atomic.Bool
+	stop     api.MutableGlobal // the rewrite's stop global, when the module has one
 
 	phase  phase
 	export string // the export running, for errors
@@ -158,6 +159,11 @@ func (in *Instance) onTimer() {
 		return
 	}
 	in.timedOut.Store(true)
+	if in.stop != nil {
+		// The guest traps at its next loop iteration (interrupt.go).
+		in.stop.Set(1)
+		return
+	}
 	in.cancel()
 }
 
@@ -184,6 +190,15 @@ func (in *Instance) instantiate(ctx context.Context) error {
 		return &Error{Module: m.name, Export: "instantiate", Kind: Init, Err: err}
 	}
 	in.mod = mod
+	in.stop = nil
+	if m.stopByGlobal {
+		g, ok := mod.ExportedGlobal(stopGlobal).(api.MutableGlobal)
+		if !ok {
+			in.discard(ctx)
+			return &Error{Module: m.name, Export: "instantiate", Kind: Init, Err: errors.New("stop global missing after rewrite")}
+		}
+		in.stop = g
+	}
 	fail := func(export string, err error) error {
 		in.discard(ctx)
 		var pe *Error

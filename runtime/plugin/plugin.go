@@ -166,6 +166,9 @@ type Module struct {
 	compiled wazero.CompiledModule
 	features hostabi.Feature
 	exports  map[string]api.FunctionDefinition
+	// stopByGlobal: time-outs set the global the load-time rewrite added
+	// (interrupt.go) instead of closing the module through wazero.
+	stopByGlobal bool
 
 	// Declared by the first instance's wsp_init; later instances must
 	// declare the same (they run the same code with the same config).
@@ -226,13 +229,25 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, opts Options) (*Module, 
 		return nil, errors.New("not a WebAssembly module (missing the \\0asm header)")
 	}
 	sum := sha256.Sum256(wasm)
+	// Time limits: by the stop global the rewrite adds (cheap), or by
+	// wazero's termination mode when the module cannot be rewritten or may
+	// block in a host call (a real clock lets it sleep). See interrupt.go.
+	limited := opts.Timeout != NoTimeout
+	code, stopByGlobal := wasm, false
+	if limited && !opts.Grants.Clock {
+		if inst, err := instrument(wasm); err == nil {
+			code, stopByGlobal = inst, true
+		} else {
+			opts.Logger.Debug("module not instrumented; using wazero's termination checks", "module", opts.Name, "error", err)
+		}
+	}
 	pages := uint32((opts.MemoryLimit + 65535) / 65536)
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(e.cache).
 		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(opts.Timeout != NoTimeout)
+		WithCloseOnContextDone(limited && !stopByGlobal)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	m := &Module{name: opts.Name, hash: hex.EncodeToString(sum[:]), opts: opts, rt: rt}
+	m := &Module{name: opts.Name, hash: hex.EncodeToString(sum[:]), opts: opts, rt: rt, stopByGlobal: stopByGlobal}
 	if m.name == "" {
 		m.name = "module-" + m.hash[:12]
 	}
@@ -248,7 +263,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, opts Options) (*Module, 
 	if err := instantiateHost(ctx, rt); err != nil {
 		return nil, err
 	}
-	compiled, err := rt.CompileModule(ctx, wasm)
+	compiled, err := rt.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("invalid module: %w", err)
 	}

@@ -1,0 +1,520 @@
+package plugin
+
+// Interrupting a guest cheaply.
+//
+// wazero stops a running guest only in its termination mode
+// (WithCloseOnContextDone), which leaves native code at every loop header to
+// ask Go whether the module was closed, and starts a goroutine per call.
+// Go guests compile every function around a loop, so they ran 2-3 times
+// slower with a time limit than without.
+//
+// Instead, wsp rewrites the module when it loads: it adds an exported,
+// mutable i32 global (stopGlobal) and puts
+//
+//	global.get $stop  if  unreachable  end
+//
+// at the head of every loop. The instance's timer sets the global to 1 when
+// a call runs past its deadline; the guest traps at its next loop iteration
+// (a load and a branch per iteration, no exit from native code). Straight
+// code without loops always ends; recursion ends in a stack overflow trap.
+//
+// If the module cannot be rewritten (an instruction this decoder does not
+// know), or may block inside a host call (a granted real clock lets it
+// sleep), wsp falls back to wazero's termination mode: never less safe.
+
+import (
+	"errors"
+	"fmt"
+)
+
+// stopGlobal is the name of the export the rewrite adds.
+const stopGlobal = "__wsp_stop"
+
+var errInstrument = errors.New("instrument")
+
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) byte() (byte, error) {
+	if r.off >= len(r.b) {
+		return 0, fmt.Errorf("%w: unexpected end at byte %d", errInstrument, r.off)
+	}
+	c := r.b[r.off]
+	r.off++
+	return c, nil
+}
+
+// uleb reads an unsigned LEB128 of up to 64 bits.
+func (r *reader) uleb() (uint64, error) {
+	var v uint64
+	for shift := 0; shift < 70; shift += 7 {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: LEB128 too long at byte %d", errInstrument, r.off)
+}
+
+// skipLEB skips a signed or unsigned LEB128.
+func (r *reader) skipLEB() error {
+	_, err := r.uleb()
+	return err
+}
+
+func (r *reader) skip(n int) error {
+	if n < 0 || r.off+n > len(r.b) {
+		return fmt.Errorf("%w: %d bytes past the end at byte %d", errInstrument, n, r.off)
+	}
+	r.off += n
+	return nil
+}
+
+func appendULEB(dst []byte, v uint64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			dst = append(dst, c|0x80)
+			continue
+		}
+		return append(dst, c)
+	}
+}
+
+// instrument returns the module with the stop global and loop checks added.
+func instrument(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 {
+		return nil, fmt.Errorf("%w: too short", errInstrument)
+	}
+	type section struct {
+		id   byte
+		body []byte
+	}
+	var secs []section
+	r := &reader{b: wasm, off: 8}
+	for r.off < len(wasm) {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		n, err := r.uleb()
+		if err != nil {
+			return nil, err
+		}
+		start := r.off
+		if err := r.skip(int(n)); err != nil {
+			return nil, err
+		}
+		secs = append(secs, section{id, wasm[start:r.off]})
+	}
+	// Count globals (imported and defined) to learn the new global's index.
+	var globals uint64
+	var hasGlobal, hasExport bool
+	for _, s := range secs {
+		switch s.id {
+		case 2:
+			g, err := importedGlobals(s.body)
+			if err != nil {
+				return nil, err
+			}
+			globals += g
+		case 6:
+			sr := &reader{b: s.body}
+			n, err := sr.uleb()
+			if err != nil {
+				return nil, err
+			}
+			globals += n
+			hasGlobal = true
+		case 7:
+			hasExport = true
+		}
+	}
+	idx := globals
+	check := []byte{0x23}
+	check = appendULEB(check, idx)
+	check = append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
+
+	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // mut i32 = i32.const 0
+	newExport := appendULEB(nil, uint64(len(stopGlobal)))
+	newExport = append(newExport, stopGlobal...)
+	newExport = append(newExport, 0x03) // global
+	newExport = appendULEB(newExport, idx)
+
+	rank := map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
+	out := append([]byte(nil), wasm[:8]...)
+	emit := func(id byte, body []byte) {
+		out = append(out, id)
+		out = appendULEB(out, uint64(len(body)))
+		out = append(out, body...)
+	}
+	addedGlobal, addedExport, sawCode := false, false, false
+	for _, s := range secs {
+		if s.id != 0 {
+			if !hasGlobal && !addedGlobal && rank[s.id] > rank[6] {
+				emit(6, append([]byte{1}, newGlobal...))
+				addedGlobal = true
+			}
+			if !hasExport && !addedExport && rank[s.id] > rank[7] {
+				emit(7, append([]byte{1}, newExport...))
+				addedExport = true
+			}
+		}
+		switch s.id {
+		case 6:
+			b, err := appendToVec(s.body, newGlobal)
+			if err != nil {
+				return nil, err
+			}
+			emit(6, b)
+			addedGlobal = true
+		case 7:
+			if err := checkNoExport(s.body); err != nil {
+				return nil, err
+			}
+			b, err := appendToVec(s.body, newExport)
+			if err != nil {
+				return nil, err
+			}
+			emit(7, b)
+			addedExport = true
+		case 10:
+			b, err := instrumentCode(s.body, check)
+			if err != nil {
+				return nil, err
+			}
+			emit(10, b)
+			sawCode = true
+		default:
+			emit(s.id, s.body)
+		}
+	}
+	if !addedGlobal {
+		emit(6, append([]byte{1}, newGlobal...))
+	}
+	if !addedExport {
+		emit(7, append([]byte{1}, newExport...))
+	}
+	_ = sawCode
+	return out, nil
+}
+
+// appendToVec adds one encoded entry to a section that is a vector.
+func appendToVec(body, entry []byte) ([]byte, error) {
+	r := &reader{b: body}
+	n, err := r.uleb()
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(nil, n+1)
+	out = append(out, body[r.off:]...)
+	return append(out, entry...), nil
+}
+
+func checkNoExport(body []byte) error {
+	r := &reader{b: body}
+	n, err := r.uleb()
+	if err != nil {
+		return err
+	}
+	for i := uint64(0); i < n; i++ {
+		l, err := r.uleb()
+		if err != nil {
+			return err
+		}
+		start := r.off
+		if err := r.skip(int(l)); err != nil {
+			return err
+		}
+		if string(r.b[start:r.off]) == stopGlobal {
+			return fmt.Errorf("%w: the module already exports %s", errInstrument, stopGlobal)
+		}
+		if _, err := r.byte(); err != nil {
+			return err
+		}
+		if err := r.skipLEB(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// importedGlobals counts the global imports of an import section.
+func importedGlobals(body []byte) (uint64, error) {
+	r := &reader{b: body}
+	n, err := r.uleb()
+	if err != nil {
+		return 0, err
+	}
+	var g uint64
+	skipName := func() error {
+		l, err := r.uleb()
+		if err != nil {
+			return err
+		}
+		return r.skip(int(l))
+	}
+	skipLimits := func() error {
+		flags, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if err := r.skipLEB(); err != nil {
+			return err
+		}
+		if flags&1 != 0 {
+			return r.skipLEB()
+		}
+		return nil
+	}
+	for i := uint64(0); i < n; i++ {
+		if err := skipName(); err != nil {
+			return 0, err
+		}
+		if err := skipName(); err != nil {
+			return 0, err
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		switch kind {
+		case 0: // func: type index
+			err = r.skipLEB()
+		case 1: // table: reftype, limits
+			if _, err = r.byte(); err == nil {
+				err = skipLimits()
+			}
+		case 2: // memory
+			err = skipLimits()
+		case 3: // global: valtype, mutability
+			g++
+			err = r.skip(2)
+		case 4: // tag: attribute, type index
+			if _, err = r.byte(); err == nil {
+				err = r.skipLEB()
+			}
+		default:
+			err = fmt.Errorf("%w: unknown import kind %d", errInstrument, kind)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return g, nil
+}
+
+// instrumentCode rewrites every function body of a code section.
+func instrumentCode(body, check []byte) ([]byte, error) {
+	r := &reader{b: body}
+	n, err := r.uleb()
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(nil, n)
+	var fn []byte
+	for i := uint64(0); i < n; i++ {
+		size, err := r.uleb()
+		if err != nil {
+			return nil, err
+		}
+		start := r.off
+		if err := r.skip(int(size)); err != nil {
+			return nil, err
+		}
+		fn, err = instrumentFunc(fn[:0], body[start:r.off], check)
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		out = appendULEB(out, uint64(len(fn)))
+		out = append(out, fn...)
+	}
+	return out, nil
+}
+
+// instrumentFunc copies one function body, adding check after each loop's
+// block type. It decodes every instruction so that a 0x03 byte inside an
+// immediate is never mistaken for a loop.
+func instrumentFunc(dst, f, check []byte) ([]byte, error) {
+	r := &reader{b: f}
+	locals, err := r.uleb()
+	if err != nil {
+		return nil, err
+	}
+	for i := uint64(0); i < locals; i++ {
+		if err := r.skipLEB(); err != nil {
+			return nil, err
+		}
+		if err := skipValType(r); err != nil {
+			return nil, err
+		}
+	}
+	mark := 0 // bytes of f before mark are copied to dst
+	for r.off < len(f) {
+		op, _ := r.byte()
+		switch {
+		case op == 0x03: // loop bt
+			if err := skipBlockType(r); err != nil {
+				return nil, err
+			}
+			dst = append(dst, f[mark:r.off]...)
+			dst = append(dst, check...)
+			mark = r.off
+		case op == 0x02 || op == 0x04 || op == 0x06: // block, if, try: bt
+			err = skipBlockType(r)
+		case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || op == 0x08 || op == 0x09 || op == 0x18 ||
+			(op >= 0x20 && op <= 0x26) || op == 0x07 || op == 0xd2 || op == 0x14: // one index
+			err = r.skipLEB()
+		case op == 0x0e: // br_table
+			var k uint64
+			if k, err = r.uleb(); err == nil {
+				for j := uint64(0); j <= k && err == nil; j++ {
+					err = r.skipLEB()
+				}
+			}
+		case op == 0x11 || op == 0x13: // call_indirect: type, table
+			if err = r.skipLEB(); err == nil {
+				err = r.skipLEB()
+			}
+		case op == 0x1c: // select t*
+			var k uint64
+			if k, err = r.uleb(); err == nil {
+				for j := uint64(0); j < k && err == nil; j++ {
+					err = skipValType(r)
+				}
+			}
+		case op >= 0x28 && op <= 0x3e: // loads and stores: memarg
+			err = skipMemarg(r)
+		case op == 0x3f || op == 0x40: // memory.size/grow: memory index
+			err = r.skipLEB()
+		case op == 0x41 || op == 0x42: // i32/i64.const
+			err = r.skipLEB()
+		case op == 0x43:
+			err = r.skip(4)
+		case op == 0x44:
+			err = r.skip(8)
+		case op == 0xd0: // ref.null heaptype
+			err = skipValType(r)
+		case op == 0xfc:
+			err = skipFC(r)
+		case op == 0xfd:
+			err = skipFD(r)
+		case op == 0xfe:
+			err = skipFE(r)
+		case op <= 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x19 || op == 0x1a || op == 0x1b ||
+			(op >= 0x45 && op <= 0xc4) || op == 0xd1 || op == 0xd3:
+			// no immediates
+		default:
+			return nil, fmt.Errorf("%w: opcode %#x at byte %d is not handled", errInstrument, op, r.off-1)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, f[mark:]...), nil
+}
+
+func skipValType(r *reader) error {
+	c, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if c == 0x63 || c == 0x64 { // (ref null? ht): a heap type follows
+		return r.skipLEB()
+	}
+	return nil
+}
+
+func skipBlockType(r *reader) error {
+	if r.off >= len(r.b) {
+		return fmt.Errorf("%w: block type past the end", errInstrument)
+	}
+	c := r.b[r.off]
+	switch {
+	case c == 0x40 || (c >= 0x6f && c <= 0x7f):
+		r.off++
+		return nil
+	case c == 0x63 || c == 0x64:
+		r.off++
+		return r.skipLEB()
+	}
+	return r.skipLEB() // a type index (s33)
+}
+
+func skipMemarg(r *reader) error {
+	align, err := r.uleb()
+	if err != nil {
+		return err
+	}
+	if align&0x40 != 0 { // multi-memory: a memory index follows
+		if err := r.skipLEB(); err != nil {
+			return err
+		}
+	}
+	return r.skipLEB()
+}
+
+func skipFC(r *reader) error {
+	sub, err := r.uleb()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 7: // saturating truncations
+		return nil
+	case sub == 8: // memory.init data, mem
+		if err := r.skipLEB(); err != nil {
+			return err
+		}
+		return r.skipLEB()
+	case sub == 9 || sub == 13 || sub == 15 || sub == 16 || sub == 17: // one index
+		return r.skipLEB()
+	case sub == 10 || sub == 12 || sub == 14: // two indexes
+		if err := r.skipLEB(); err != nil {
+			return err
+		}
+		return r.skipLEB()
+	case sub == 11: // memory.fill mem
+		return r.skipLEB()
+	}
+	return fmt.Errorf("%w: 0xfc %d is not handled", errInstrument, sub)
+}
+
+func skipFD(r *reader) error {
+	sub, err := r.uleb()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 11 || sub == 92 || sub == 93: // loads and stores
+		return skipMemarg(r)
+	case sub == 12 || sub == 13: // v128.const, i8x16.shuffle
+		return r.skip(16)
+	case sub >= 21 && sub <= 34: // extract and replace lane
+		return r.skip(1)
+	case sub >= 84 && sub <= 91: // load and store lane
+		if err := skipMemarg(r); err != nil {
+			return err
+		}
+		return r.skip(1)
+	}
+	return nil // every other SIMD instruction has no immediate
+}
+
+func skipFE(r *reader) error {
+	sub, err := r.uleb()
+	if err != nil {
+		return err
+	}
+	if sub == 3 { // atomic.fence
+		return r.skip(1)
+	}
+	return skipMemarg(r)
+}

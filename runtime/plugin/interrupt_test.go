@@ -1,0 +1,91 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestInstrumentAllGuests: every test guest (WAT and Go) can be rewritten,
+// the rewrite is used when a time limit is set, and not when the module may
+// sleep in a host call (real clock) or has no limit.
+func TestInstrumentAllGuests(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "plugins", "testdata", "wasm", "*.wasm"))
+	if len(files) < 20 {
+		t.Fatalf("only %d guests", len(files))
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "not_wasm.wasm") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := instrument(b)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+			continue
+		}
+		if len(out) <= len(b) {
+			t.Errorf("%s: rewrite added nothing", filepath.Base(f))
+		}
+	}
+	e := testEngine(t)
+	cases := []struct {
+		opts Options
+		want bool
+	}{
+		{Options{}, true},
+		{Options{Timeout: NoTimeout}, false},
+		{Options{Grants: Grants{Clock: true}}, false},
+	}
+	for _, c := range cases {
+		m := load(t, e, "go_noop", c.opts)
+		if m.stopByGlobal != c.want {
+			t.Errorf("%+v: stop by global = %v, want %v", c.opts, m.stopByGlobal, c.want)
+		}
+	}
+}
+
+// TestTimeoutByGlobal: a looping guest is stopped by the stop global, and the
+// instance runs again afterwards (a fresh instantiation clears the global).
+func TestTimeoutByGlobal(t *testing.T) {
+	e := testEngine(t)
+	m := load(t, e, "loop", Options{Timeout: 100 * time.Millisecond})
+	if !m.stopByGlobal {
+		t.Fatal("loop guest not instrumented")
+	}
+	in, err := m.Instance(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(context.Background())
+	for i := 0; i < 3; i++ {
+		err := in.Call(context.Background(), batchOf(1), &Result{})
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Kind != Timeout {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	// A well-behaved instrumented module gives the same output as before.
+	m2 := load(t, e, "flatmap", Options{})
+	in2, _ := m2.Instance(context.Background())
+	defer in2.Close(context.Background())
+	var res Result
+	if err := in2.Call(context.Background(), batchOf(3), &res); err != nil || len(res.Ports[0].Records) != 6 {
+		t.Fatalf("flatmap after rewrite: %v, %d records", err, len(res.Ports[0].Records))
+	}
+}
+
+func TestInstrumentRejects(t *testing.T) {
+	for _, b := range [][]byte{nil, []byte("\x00asm"), []byte("\x00asm\x01\x00\x00\x00\x0a\x05\x01")} {
+		if _, err := instrument(b); err == nil {
+			t.Errorf("%q rewritten", b)
+		}
+	}
+}
