@@ -89,3 +89,36 @@ func TestInstrumentRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestGoGuestTimeout: a Go guest spinning in a loop is stopped at the time
+// limit, while one doing long but finite work under the limit is not.
+func TestGoGuestTimeout(t *testing.T) {
+	e := testEngine(t)
+	m := load(t, e, "go_spin", Options{Timeout: 300 * time.Millisecond})
+	in, err := m.Instance(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(context.Background())
+	b := batchOf(1)
+	b.Records[0].Value = []byte("forever")
+	start := time.Now()
+	err = in.Call(context.Background(), b, &Result{})
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Kind != Timeout {
+		t.Fatalf("spinning guest: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stopped after %s", d)
+	}
+	m2 := load(t, e, "go_spin", Options{Timeout: 30 * time.Second})
+	in2, _ := m2.Instance(context.Background())
+	defer in2.Close(context.Background())
+	var res Result
+	if err := in2.Call(context.Background(), batchOf(1), &res); err != nil {
+		t.Fatalf("finite work: %v", err)
+	}
+	if got := string(res.Ports[0].Records[0].Value); got != "25000000" {
+		t.Fatalf("finite work gave %s", got)
+	}
+}
