@@ -122,3 +122,15 @@ func TestGoGuestTimeout(t *testing.T) {
 		t.Fatalf("finite work gave %s", got)
 	}
 }
+
+// FuzzInstrument: the rewrite never panics, whatever bytes it is given.
+func FuzzInstrument(f *testing.F) {
+	for _, g := range []string{"noop_keep", "loop", "route", "flatmap"} {
+		if b, err := os.ReadFile(guest(g)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = instrument(b)
+	})
+}
