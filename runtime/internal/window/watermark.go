@@ -1,0 +1,129 @@
+package window
+
+import (
+	"math"
+	"time"
+)
+
+// Watermarks (semantics.md, "Watermarks"):
+//
+//   - A watermark W says no more records with time <= W are expected.
+//   - Bounded out-of-orderness B: W = (max event time seen) - B - 1, never
+//     moving backwards; advanced from the data after every batch, so a run
+//     over the same data with the same batches is deterministic.
+//   - Each partition keeps its own watermark; the operator's is the minimum
+//     over the active ones. A partition without records for the idle timeout
+//     stops holding the watermark back; when it comes back it is ignored
+//     until its own watermark catches up with the operator's.
+//   - The end of a bounded partition raises its watermark to the maximum.
+
+// NoWatermark is the watermark before any record: nothing is known.
+const NoWatermark = math.MinInt64
+
+// EndOfTime is the watermark of an ended partition.
+const EndOfTime = math.MaxInt64
+
+type partition struct {
+	wm       int64
+	lastSeen time.Time
+	active   bool // holds the operator watermark back
+	ended    bool
+}
+
+// Tracker computes an operator's watermark from its input partitions. It
+// is not safe for concurrent use: one operator owns it.
+type Tracker struct {
+	// OutOfOrder is the bound B in milliseconds (>= 0).
+	OutOfOrder int64
+	// IdleTimeout, when > 0, lets a partition without records for that long
+	// (processing time) stop holding the watermark back.
+	IdleTimeout time.Duration
+	// Now is the processing-time clock; tests inject a fake. Default time.Now.
+	Now func() time.Time
+
+	parts   map[string]*partition
+	current int64
+	started bool
+}
+
+func (t *Tracker) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
+
+func (t *Tracker) part(name string) *partition {
+	if t.parts == nil {
+		t.parts = map[string]*partition{}
+	}
+	p, ok := t.parts[name]
+	if !ok {
+		p = &partition{wm: NoWatermark, active: true}
+		t.parts[name] = p
+		if t.started && t.current != NoWatermark {
+			// A partition that appears after the start joins like one
+			// coming back from idleness: it does not pull the watermark
+			// back; its late records are late.
+			p.active = false
+		}
+	}
+	return p
+}
+
+// Observe records that a batch from partition carried records whose
+// largest event time is maxTime.
+func (t *Tracker) Observe(partition string, maxTime int64) {
+	p := t.part(partition)
+	p.lastSeen = t.now()
+	if p.ended {
+		return
+	}
+	w := maxTime - t.OutOfOrder - 1
+	if maxTime < math.MinInt64+t.OutOfOrder+1 {
+		w = NoWatermark
+	}
+	if w > p.wm {
+		p.wm = w
+	}
+	if !p.active && p.wm >= t.current {
+		p.active = true // caught up with the operator
+	}
+}
+
+// End marks a bounded partition as finished.
+func (t *Tracker) End(partition string) {
+	p := t.part(partition)
+	p.ended, p.wm, p.active = true, EndOfTime, true
+}
+
+// Watermark is the operator watermark: the minimum over the active
+// partitions (idle ones checked against the clock), never moving back.
+func (t *Tracker) Watermark() int64 {
+	if !t.started {
+		t.started = true
+		t.current = NoWatermark
+	}
+	now := t.now()
+	w := int64(EndOfTime)
+	any := false
+	for _, p := range t.parts {
+		if !p.ended && t.IdleTimeout > 0 && now.Sub(p.lastSeen) >= t.IdleTimeout {
+			p.active = false
+		}
+		if !p.active {
+			continue
+		}
+		any = true
+		if p.wm < w {
+			w = p.wm
+		}
+	}
+	if !any {
+		return t.current
+	}
+	if w > t.current {
+		t.current = w
+	}
+	return t.current
+}

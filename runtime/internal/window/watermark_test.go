@@ -1,0 +1,79 @@
+package window
+
+import (
+	"testing"
+	"time"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time          { return c.t }
+func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func TestWatermarkBoundedOutOfOrder(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	tr := &Tracker{OutOfOrder: 200, Now: clk.Now}
+	if w := tr.Watermark(); w != NoWatermark {
+		t.Fatalf("start: %d", w)
+	}
+	tr.Observe("a", 1000)
+	if w := tr.Watermark(); w != 799 { // max - B - 1
+		t.Fatalf("W = %d, want 799", w)
+	}
+	tr.Observe("a", 900) // older data never moves it back
+	if w := tr.Watermark(); w != 799 {
+		t.Fatalf("W went back to %d", w)
+	}
+	tr.Observe("a", -5000) // negative times are fine
+	tr.Observe("a", 2000)
+	if w := tr.Watermark(); w != 1799 {
+		t.Fatalf("W = %d, want 1799", w)
+	}
+}
+
+func TestWatermarkMinOverPartitionsAndIdle(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	tr := &Tracker{OutOfOrder: 0, IdleTimeout: 10 * time.Second, Now: clk.Now}
+	tr.Observe("a", 100)
+	tr.Observe("b", 50)
+	if w := tr.Watermark(); w != 49 {
+		t.Fatalf("min over partitions: %d, want 49", w)
+	}
+	clk.Advance(5 * time.Second)
+	tr.Observe("a", 300)
+	if w := tr.Watermark(); w != 49 {
+		t.Fatalf("b still holds it back: %d", w)
+	}
+	clk.Advance(6 * time.Second) // b silent for 11 s: idle
+	if w := tr.Watermark(); w != 299 {
+		t.Fatalf("idle b no longer holds it back: %d, want 299", w)
+	}
+	// b comes back behind the operator: ignored until it catches up.
+	tr.Observe("b", 120)
+	if w := tr.Watermark(); w != 299 {
+		t.Fatalf("returning b pulled the watermark back: %d", w)
+	}
+	tr.Observe("a", 400)
+	if w := tr.Watermark(); w != 399 {
+		t.Fatalf("W = %d, want 399 (b ignored)", w)
+	}
+	tr.Observe("b", 500) // b catches up and holds it again
+	tr.Observe("a", 1000)
+	if w := tr.Watermark(); w != 499 {
+		t.Fatalf("b caught up: W = %d, want 499", w)
+	}
+}
+
+func TestWatermarkEnd(t *testing.T) {
+	tr := &Tracker{OutOfOrder: 10, Now: (&fakeClock{t: time.Unix(0, 0)}).Now}
+	tr.Observe("a", 100)
+	tr.Observe("b", 100)
+	tr.End("a")
+	if w := tr.Watermark(); w != 89 {
+		t.Fatalf("one partition ended: %d, want 89", w)
+	}
+	tr.End("b")
+	if w := tr.Watermark(); w != EndOfTime {
+		t.Fatalf("all ended: %d, want EndOfTime so every window fires", w)
+	}
+}
