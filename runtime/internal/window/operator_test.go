@@ -1,0 +1,99 @@
+package window
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestOperatorData(t *testing.T) {
+	f, err := os.Open("testdata/operator.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	var op *Operator
+	num := func(s string) int64 {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("bad number %q", s)
+		}
+		return n
+	}
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.HasPrefix(l, "  ") {
+			t.Fatalf("line %d: result without a directive: %s", i+1, l)
+		}
+		var got []string
+		emit := func(r Result) {
+			kind := "fire"
+			if r.Update {
+				kind = "update"
+			}
+			got = append(got, fmt.Sprintf("  %s %s %v n=%d sum=%g", kind, r.Key, r.Window, r.M.N, r.M.Total()))
+		}
+		f := strings.Fields(l)
+		switch f[0] {
+		case "tumbling":
+			tw := Tumbling{Size: num(f[1]), Offset: num(f[2])}
+			op = &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Lateness: num(f[4])}
+		case "sliding":
+			sw := Sliding{Size: num(f[1]), Slide: num(f[2])}
+			op = &Operator{Assign: sw.Assign, Lateness: num(f[4])}
+		case "add":
+			out := op.Add(f[1], num(f[2]), float64(num(f[3])), emit)
+			want := f[5]
+			gotOut := map[Outcome]string{Added: "added", Late: "late", NoWindow: "nowindow"}[out]
+			if gotOut != want {
+				t.Errorf("line %d: %s: outcome %s, want %s", i+1, l, gotOut, want)
+			}
+		case "wm":
+			op.Advance(num(f[1]), emit)
+		default:
+			t.Fatalf("line %d: unknown directive %q", i+1, f[0])
+		}
+		var want []string
+		for i+1 < len(lines) && strings.HasPrefix(lines[i+1], "  ") {
+			i++
+			want = append(want, lines[i])
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("line %d: %s\n got:\n%s\nwant:\n%s", i+1, l, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// TestOperatorCleansUp: state for closed windows is dropped, so memory
+// follows open windows, not history.
+func TestOperatorCleansUp(t *testing.T) {
+	tw := Tumbling{Size: 10}
+	op := &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }}
+	fired := 0
+	for ts := int64(0); ts < 100000; ts++ {
+		op.Add(fmt.Sprint(ts%100), ts, 1, func(Result) { fired++ })
+		if ts%50 == 0 {
+			op.Advance(ts-1, func(Result) { fired++ })
+		}
+	}
+	if op.Open() > 400 {
+		t.Fatalf("%d window states open; cleanup is not happening", op.Open())
+	}
+	op.Advance(EndOfTime, func(Result) { fired++ })
+	// 10 consecutive times have 10 different keys, so every record opens
+	// its own (key, window): 100,000 firings, none late.
+	if op.Open() != 0 || fired != 100000 {
+		t.Fatalf("open %d, fired %d", op.Open(), fired)
+	}
+}
