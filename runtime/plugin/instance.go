@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -101,12 +102,20 @@ type Instance struct {
 	cancel context.CancelFunc
 	stack  [1]uint64
 
-	// Time limit: the timer fires on a separate goroutine and cancels ctx
-	// when the running call is past its deadline (0 = no call running).
+	// Time limit. The timer fires on its own goroutine. tmu orders it
+	// against the calling goroutine: it acts only while a call runs, and
+	// whatever it set is undone if that call returned successfully after
+	// all, so a late firing never reaches the next call.
 	timer    *time.Timer
-	deadline atomic.Int64
+	tmu      sync.Mutex
+	running  bool
+	deadline int64
 	timedOut atomic.Bool
-	stop     api.MutableGlobal // the rewrite's stop global, when the module has one
+	// callDeadline is the running call's deadline (unix ns) for modules
+	// rewritten to check it themselves (Module.byTick); 0 when none.
+	// Only the calling goroutine touches it.
+	callDeadline int64
+	knownSize    uint64 // the staged batch's encoded size once worked out (0: not yet)
 
 	phase  phase
 	export string // the export running, for errors
@@ -150,26 +159,24 @@ func (m *Module) newInstance(ctx context.Context) (*Instance, error) {
 }
 
 func (in *Instance) onTimer() {
-	d := in.deadline.Load()
-	if d == 0 {
+	in.tmu.Lock()
+	defer in.tmu.Unlock()
+	if !in.running {
 		return
 	}
-	if rem := d - time.Now().UnixNano(); rem > 0 {
+	if rem := in.deadline - time.Now().UnixNano(); rem > 0 {
 		in.timer.Reset(time.Duration(rem))
 		return
 	}
 	in.timedOut.Store(true)
-	if in.stop != nil {
-		// The guest traps at its next loop iteration (interrupt.go).
-		in.stop.Set(1)
-		return
-	}
 	in.cancel()
 }
 
 func (in *Instance) instantiate(ctx context.Context) error {
 	m := in.m
+	in.tmu.Lock()
 	in.ctx, in.cancel = context.WithCancel(context.WithValue(context.Background(), instKey{}, in))
+	in.tmu.Unlock()
 	in.timedOut.Store(false)
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithStderr(&logWriter{m: m}).WithStdout(&logWriter{m: m})
@@ -190,15 +197,6 @@ func (in *Instance) instantiate(ctx context.Context) error {
 		return &Error{Module: m.name, Export: "instantiate", Kind: Init, Err: err}
 	}
 	in.mod = mod
-	in.stop = nil
-	if m.stopByGlobal {
-		g, ok := mod.ExportedGlobal(stopGlobal).(api.MutableGlobal)
-		if !ok {
-			in.discard(ctx)
-			return &Error{Module: m.name, Export: "instantiate", Kind: Init, Err: errors.New("stop global missing after rewrite")}
-		}
-		in.stop = g
-	}
 	fail := func(export string, err error) error {
 		in.discard(ctx)
 		var pe *Error
@@ -253,15 +251,36 @@ func (in *Instance) guard(export string, f api.Function, arg *uint64) error {
 		stack[0] = *arg
 	}
 	t := in.m.opts.Timeout
-	limited := t != NoTimeout
-	if limited {
-		in.deadline.Store(time.Now().Add(t).UnixNano())
+	in.timedOut.Store(false)
+	var err error
+	switch {
+	case t == NoTimeout:
+		err = f.CallWithStack(in.ctx, stack)
+	case in.m.byTick:
+		// The rewritten guest checks the deadline itself (interrupt.go).
+		in.callDeadline = time.Now().Add(t).UnixNano()
+		err = f.CallWithStack(in.ctx, stack)
+		in.callDeadline = 0
+	default:
+		// wazero's termination mode: the timer cancels the context.
+		in.tmu.Lock()
+		in.running = true
+		in.deadline = time.Now().Add(t).UnixNano()
 		in.timer.Reset(t)
-	}
-	err := f.CallWithStack(in.ctx, stack)
-	if limited {
-		in.deadline.Store(0)
+		in.tmu.Unlock()
+		err = f.CallWithStack(in.ctx, stack)
+		in.tmu.Lock()
+		in.running = false
 		in.timer.Stop()
+		if err == nil && in.timedOut.Load() {
+			// The deadline passed as the call was returning and the
+			// context is cancelled: replace the module before the next call.
+			in.timedOut.Store(false)
+			in.tmu.Unlock()
+			in.discard(context.Background())
+			in.tmu.Lock()
+		}
+		in.tmu.Unlock()
 	}
 	if err == nil {
 		return nil
@@ -269,6 +288,9 @@ func (in *Instance) guard(export string, f api.Function, arg *uint64) error {
 	e := &Error{Module: in.m.name, Export: export, Kind: Trap, Err: err}
 	var exit *sys.ExitError
 	switch {
+	case in.timedOut.Load():
+		e.Kind = Timeout
+		e.Err = fmt.Errorf("did not return within %s", t)
 	case in.fault != nil:
 		e.Err = in.fault
 		e.Kind = Fault
@@ -276,9 +298,6 @@ func (in *Instance) guard(export string, f api.Function, arg *uint64) error {
 		if errors.As(in.fault, &pe) {
 			e.Kind = Malformed
 		}
-	case in.timedOut.Load():
-		e.Kind = Timeout
-		e.Err = fmt.Errorf("did not return within %s", t)
 	case errors.As(err, &exit):
 		e.Err = fmt.Errorf("guest exited with code %d", exit.ExitCode())
 	}
@@ -373,6 +392,7 @@ func (in *Instance) checkOnePerInput(res *Result, n int) error {
 // of the encoded batch is worked out by encode itself.
 func (in *Instance) stage(b *record.Batch) error {
 	in.in = b
+	in.knownSize = 0
 	ex := in.m.extractor
 	n := len(b.Records)
 	if ex != nil {
@@ -398,6 +418,9 @@ func (in *Instance) stage(b *record.Batch) error {
 // total (> len(dst)): the guest grows its buffer and asks again.
 func (in *Instance) encode(dst []byte) uint64 {
 	b := in.in
+	if in.knownSize != 0 && uint64(len(dst)) < in.knownSize {
+		return in.knownSize // asked again with a buffer still too small (or a tick)
+	}
 	fields := in.m.extractor != nil
 	if len(dst) < hostabi.BatchHeaderSize {
 		return in.size(0, hostabi.BatchHeaderSize)
@@ -459,7 +482,8 @@ func (in *Instance) encode(dst []byte) uint64 {
 
 // size returns the encoded size of the staged batch, given the size of its
 // first `from` records.
-func (in *Instance) size(from int, size uint64) uint64 {
+func (in *Instance) size(from int, size uint64) (total uint64) {
+	defer func() { in.knownSize = total }()
 	recs := in.in.Records
 	for i := from; i < len(recs); i++ {
 		r := &recs[i]

@@ -4,31 +4,36 @@ package plugin
 //
 // wazero stops a running guest only in its termination mode
 // (WithCloseOnContextDone), which leaves native code at every loop header to
-// ask Go whether the module was closed, and starts a goroutine per call.
-// Go guests compile every function around a loop, so they ran 2-3 times
-// slower with a time limit than without.
+// ask Go whether the module was closed, and starts a goroutine per call. Go
+// guests compile every function around a loop, so they ran 2-3 times slower
+// with a time limit than without.
 //
-// Instead, wsp rewrites the module when it loads: it adds an exported,
-// mutable i32 global (stopGlobal) and puts
+// Instead, wsp rewrites the module when it loads: it adds a mutable i32
+// global (a countdown) and puts at the head of every loop
 //
-//	global.get $stop  if  unreachable  end
+//	countdown -= 1
+//	if countdown == 0 { countdown = tickEvery; drop(batch_read(0, 0)) }
 //
-// at the head of every loop. The instance's timer sets the global to 1 when
-// a call runs past its deadline; the guest traps at its next loop iteration
-// (a load and a branch per iteration, no exit from native code). Straight
-// code without loops always ends; recursion ends in a stack overflow trap.
+// so that every tickEvery loop iterations the guest calls the host import
+// batch_read it already has (no function index moves). The host checks the
+// call's deadline there, on the calling goroutine, and aborts a call past it.
+// Leaving native code now and then matters as much as the check itself:
+// Go cannot stop the world (for GC) while a goroutine runs in native code,
+// so a guest that never left it would freeze the whole process. Straight
+// code without loops always ends; recursion ends in a stack-overflow trap.
 //
-// If the module cannot be rewritten (an instruction this decoder does not
-// know), or may block inside a host call (a granted real clock lets it
-// sleep), wsp falls back to wazero's termination mode: never less safe.
+// If the module cannot be rewritten (no batch_read import, an instruction
+// this decoder does not know, a global index that does not exist), or may
+// block inside a host call (a granted real clock lets it sleep), wsp falls
+// back to wazero's termination mode: never less safe.
 
 import (
 	"errors"
 	"fmt"
 )
 
-// stopGlobal is the name of the export the rewrite adds.
-const stopGlobal = "__wsp_stop"
+// tickEvery is how many loop iterations pass between two deadline checks.
+const tickEvery = 1024
 
 var errInstrument = errors.New("instrument")
 
@@ -88,6 +93,27 @@ func appendULEB(dst []byte, v uint64) []byte {
 	}
 }
 
+// hasStart reports whether the module has a start section. A start
+// function runs inside instantiation, outside any time limit, so ABI v1
+// refuses such modules (reactors use _initialize, which is limited).
+func hasStart(wasm []byte) bool {
+	r := &reader{b: wasm, off: 8}
+	for r.off < len(wasm) {
+		id, err := r.byte()
+		if err != nil {
+			return false
+		}
+		n, err := r.uleb()
+		if err != nil || r.skip(int(n)) != nil {
+			return false
+		}
+		if id == 8 {
+			return true
+		}
+	}
+	return false
+}
+
 // instrument returns the module with the stop global and loop checks added.
 func instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 {
@@ -115,16 +141,17 @@ func instrument(wasm []byte) ([]byte, error) {
 		secs = append(secs, section{id, wasm[start:r.off]})
 	}
 	// Count globals (imported and defined) to learn the new global's index.
-	var globals uint64
-	var hasGlobal, hasExport bool
+	var globals, batchRead uint64
+	var hasGlobal, haveBatchRead bool
 	for _, s := range secs {
 		switch s.id {
 		case 2:
-			g, err := importedGlobals(s.body)
+			g, br, ok, err := importInfo(s.body)
 			if err != nil {
 				return nil, err
 			}
 			globals += g
+			batchRead, haveBatchRead = br, ok
 		case 6:
 			sr := &reader{b: s.body}
 			n, err := sr.uleb()
@@ -133,20 +160,28 @@ func instrument(wasm []byte) ([]byte, error) {
 			}
 			globals += n
 			hasGlobal = true
-		case 7:
-			hasExport = true
 		}
 	}
+	if !haveBatchRead {
+		return nil, fmt.Errorf("%w: the module does not import %s.batch_read", errInstrument, "wsp")
+	}
 	idx := globals
-	check := []byte{0x23}
-	check = appendULEB(check, idx)
-	check = append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
+	gidx := appendULEB(nil, idx)
+	tick := appendULEB(nil, tickEvery)
+	// countdown -= 1; if countdown == 0 { countdown = tickEvery; drop(batch_read(0, 0)) }
+	var check []byte
+	check = append(append(check, 0x23), gidx...)  // global.get
+	check = append(check, 0x41, 0x01, 0x6b)       // i32.const 1; i32.sub
+	check = append(append(check, 0x24), gidx...)  // global.set
+	check = append(append(check, 0x23), gidx...)  // global.get
+	check = append(check, 0x45, 0x04, 0x40)       // i32.eqz; if
+	check = append(append(check, 0x41), tick...)  // i32.const tickEvery
+	check = append(append(check, 0x24), gidx...)  // global.set
+	check = append(check, 0x41, 0x00, 0x41, 0x00) // i32.const 0; i32.const 0
+	check = append(append(check, 0x10), appendULEB(nil, batchRead)...)
+	check = append(check, 0x1a, 0x0b) // drop; end
 
-	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // mut i32 = i32.const 0
-	newExport := appendULEB(nil, uint64(len(stopGlobal)))
-	newExport = append(newExport, stopGlobal...)
-	newExport = append(newExport, 0x03) // global
-	newExport = appendULEB(newExport, idx)
+	newGlobal := append(append([]byte{0x7f, 0x01, 0x41}, tick...), 0x0b) // mut i32 = tickEvery
 
 	rank := map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 	out := append([]byte(nil), wasm[:8]...)
@@ -155,17 +190,11 @@ func instrument(wasm []byte) ([]byte, error) {
 		out = appendULEB(out, uint64(len(body)))
 		out = append(out, body...)
 	}
-	addedGlobal, addedExport, sawCode := false, false, false
+	addedGlobal := false
 	for _, s := range secs {
-		if s.id != 0 {
-			if !hasGlobal && !addedGlobal && rank[s.id] > rank[6] {
-				emit(6, append([]byte{1}, newGlobal...))
-				addedGlobal = true
-			}
-			if !hasExport && !addedExport && rank[s.id] > rank[7] {
-				emit(7, append([]byte{1}, newExport...))
-				addedExport = true
-			}
+		if s.id != 0 && !hasGlobal && !addedGlobal && rank[s.id] > rank[6] {
+			emit(6, append([]byte{1}, newGlobal...))
+			addedGlobal = true
 		}
 		switch s.id {
 		case 6:
@@ -175,23 +204,12 @@ func instrument(wasm []byte) ([]byte, error) {
 			}
 			emit(6, b)
 			addedGlobal = true
-		case 7:
-			if err := checkNoExport(s.body); err != nil {
-				return nil, err
-			}
-			b, err := appendToVec(s.body, newExport)
-			if err != nil {
-				return nil, err
-			}
-			emit(7, b)
-			addedExport = true
 		case 10:
-			b, err := instrumentCode(s.body, check)
+			b, err := instrumentCode(s.body, check, idx)
 			if err != nil {
 				return nil, err
 			}
 			emit(10, b)
-			sawCode = true
 		default:
 			emit(s.id, s.body)
 		}
@@ -199,10 +217,6 @@ func instrument(wasm []byte) ([]byte, error) {
 	if !addedGlobal {
 		emit(6, append([]byte{1}, newGlobal...))
 	}
-	if !addedExport {
-		emit(7, append([]byte{1}, newExport...))
-	}
-	_ = sawCode
 	return out, nil
 }
 
@@ -218,13 +232,17 @@ func appendToVec(body, entry []byte) ([]byte, error) {
 	return append(out, entry...), nil
 }
 
-func checkNoExport(body []byte) error {
+// importInfo counts the global imports of an import section and finds the
+// function index of wsp.batch_read.
+func importInfo(body []byte) (globals, batchRead uint64, found bool, err error) {
 	r := &reader{b: body}
 	n, err := r.uleb()
 	if err != nil {
-		return err
+		return 0, 0, false, err
 	}
-	for i := uint64(0); i < n; i++ {
+	var g, funcs uint64
+	var name string
+	readName := func() error {
 		l, err := r.uleb()
 		if err != nil {
 			return err
@@ -233,33 +251,8 @@ func checkNoExport(body []byte) error {
 		if err := r.skip(int(l)); err != nil {
 			return err
 		}
-		if string(r.b[start:r.off]) == stopGlobal {
-			return fmt.Errorf("%w: the module already exports %s", errInstrument, stopGlobal)
-		}
-		if _, err := r.byte(); err != nil {
-			return err
-		}
-		if err := r.skipLEB(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// importedGlobals counts the global imports of an import section.
-func importedGlobals(body []byte) (uint64, error) {
-	r := &reader{b: body}
-	n, err := r.uleb()
-	if err != nil {
-		return 0, err
-	}
-	var g uint64
-	skipName := func() error {
-		l, err := r.uleb()
-		if err != nil {
-			return err
-		}
-		return r.skip(int(l))
+		name = string(r.b[start:r.off])
+		return nil
 	}
 	skipLimits := func() error {
 		flags, err := r.byte()
@@ -275,18 +268,23 @@ func importedGlobals(body []byte) (uint64, error) {
 		return nil
 	}
 	for i := uint64(0); i < n; i++ {
-		if err := skipName(); err != nil {
-			return 0, err
+		if err := readName(); err != nil {
+			return 0, 0, false, err
 		}
-		if err := skipName(); err != nil {
-			return 0, err
+		mod := name
+		if err := readName(); err != nil {
+			return 0, 0, false, err
 		}
 		kind, err := r.byte()
 		if err != nil {
-			return 0, err
+			return 0, 0, false, err
 		}
 		switch kind {
 		case 0: // func: type index
+			if mod == "wsp" && name == "batch_read" {
+				batchRead, found = funcs, true
+			}
+			funcs++
 			err = r.skipLEB()
 		case 1: // table: reftype, limits
 			if _, err = r.byte(); err == nil {
@@ -305,14 +303,14 @@ func importedGlobals(body []byte) (uint64, error) {
 			err = fmt.Errorf("%w: unknown import kind %d", errInstrument, kind)
 		}
 		if err != nil {
-			return 0, err
+			return 0, 0, false, err
 		}
 	}
-	return g, nil
+	return g, batchRead, found, nil
 }
 
 // instrumentCode rewrites every function body of a code section.
-func instrumentCode(body, check []byte) ([]byte, error) {
+func instrumentCode(body, check []byte, stopIdx uint64) ([]byte, error) {
 	r := &reader{b: body}
 	n, err := r.uleb()
 	if err != nil {
@@ -329,7 +327,7 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 		if err := r.skip(int(size)); err != nil {
 			return nil, err
 		}
-		fn, err = instrumentFunc(fn[:0], body[start:r.off], check)
+		fn, err = instrumentFunc(fn[:0], body[start:r.off], check, stopIdx)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -342,7 +340,10 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 // instrumentFunc copies one function body, adding check after each loop's
 // block type. It decodes every instruction so that a 0x03 byte inside an
 // immediate is never mistaken for a loop.
-func instrumentFunc(dst, f, check []byte) ([]byte, error) {
+// A global.get or global.set of stopIdx or beyond is refused: it is invalid
+// in the original module, and after the rewrite it would let the guest clear
+// its own stop flag.
+func instrumentFunc(dst, f, check []byte, stopIdx uint64) ([]byte, error) {
 	r := &reader{b: f}
 	locals, err := r.uleb()
 	if err != nil {
@@ -369,8 +370,13 @@ func instrumentFunc(dst, f, check []byte) ([]byte, error) {
 			mark = r.off
 		case op == 0x02 || op == 0x04 || op == 0x06: // block, if, try: bt
 			err = skipBlockType(r)
+		case op == 0x23 || op == 0x24: // global.get, global.set
+			var g uint64
+			if g, err = r.uleb(); err == nil && g >= stopIdx {
+				err = fmt.Errorf("%w: global %d does not exist", errInstrument, g)
+			}
 		case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || op == 0x08 || op == 0x09 || op == 0x18 ||
-			(op >= 0x20 && op <= 0x26) || op == 0x07 || op == 0xd2 || op == 0x14: // one index
+			(op >= 0x20 && op <= 0x22) || op == 0x25 || op == 0x26 || op == 0x07 || op == 0xd2 || op == 0x14: // one index
 			err = r.skipLEB()
 		case op == 0x0e: // br_table
 			var k uint64

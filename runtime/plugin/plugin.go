@@ -166,9 +166,9 @@ type Module struct {
 	compiled wazero.CompiledModule
 	features hostabi.Feature
 	exports  map[string]api.FunctionDefinition
-	// stopByGlobal: time-outs set the global the load-time rewrite added
+	// byTick: time-outs set the global the load-time rewrite added
 	// (interrupt.go) instead of closing the module through wazero.
-	stopByGlobal bool
+	byTick bool
 
 	// Declared by the first instance's wsp_init; later instances must
 	// declare the same (they run the same code with the same config).
@@ -228,15 +228,18 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, opts Options) (*Module, 
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], wasmMagic) {
 		return nil, errors.New("not a WebAssembly module (missing the \\0asm header)")
 	}
+	if hasStart(wasm) {
+		return nil, errors.New("module has a start section: its start function would run outside the time limit; ABI v1 modules are reactors and initialise in _initialize")
+	}
 	sum := sha256.Sum256(wasm)
 	// Time limits: by the stop global the rewrite adds (cheap), or by
 	// wazero's termination mode when the module cannot be rewritten or may
 	// block in a host call (a real clock lets it sleep). See interrupt.go.
 	limited := opts.Timeout != NoTimeout
-	code, stopByGlobal := wasm, false
+	code, byTick := wasm, false
 	if limited && !opts.Grants.Clock {
 		if inst, err := instrument(wasm); err == nil {
-			code, stopByGlobal = inst, true
+			code, byTick = inst, true
 		} else {
 			opts.Logger.Debug("module not instrumented; using wazero's termination checks", "module", opts.Name, "error", err)
 		}
@@ -245,9 +248,9 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, opts Options) (*Module, 
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(e.cache).
 		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(limited && !stopByGlobal)
+		WithCloseOnContextDone(limited && !byTick)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	m := &Module{name: opts.Name, hash: hex.EncodeToString(sum[:]), opts: opts, rt: rt, stopByGlobal: stopByGlobal}
+	m := &Module{name: opts.Name, hash: hex.EncodeToString(sum[:]), opts: opts, rt: rt, byTick: byTick}
 	if m.name == "" {
 		m.name = "module-" + m.hash[:12]
 	}

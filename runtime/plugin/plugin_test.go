@@ -69,6 +69,8 @@ func TestLoadRefusals(t *testing.T) {
 		{"future_feature", Options{}, "requires feature(s) [state]"},
 		{"init_fails", Options{}, "bad config"},
 		{"bad_field", Options{}, "declare_fields refused a..b"},
+		{"clear_stop", Options{}, "invalid module"},
+		{"start_loop", Options{Timeout: 200 * time.Millisecond}, "start section"},
 		{"noop_keep", Options{Function: Key}, "missing export wsp_key"},
 		{"noop_keep", Options{Function: "bogus"}, "unknown function"},
 	}
