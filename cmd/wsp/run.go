@@ -177,6 +177,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wsp run: failed:", err)
 		return exitFailed
 	}
+	if sum.InputErrors > 0 {
+		fmt.Fprintf(stderr, "wsp run: the input reported %d errors (see the log): some input may not have been read\n", sum.InputErrors)
+		return exitFailed
+	}
 	for _, o := range sum.Outputs {
 		if o.Abandoned > 0 {
 			fmt.Fprintf(stderr, "wsp run: output %s abandoned %d records at the hard stop (their input was not acknowledged)\n", o.Name, o.Abandoned)
@@ -187,7 +191,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 }
 
 func printSummary(w io.Writer, s wsp.Summary) {
-	fmt.Fprintf(w, "wsp: %d records in, %.3fs, %.0f records/s\n", s.InputRecords, s.Elapsed, s.Rate)
+	fmt.Fprintf(w, "wsp: %d records in, %.3fs, %.0f records/s, %d input errors\n", s.InputRecords, s.Elapsed, s.Rate, s.InputErrors)
 	for _, st := range s.Steps {
 		fmt.Fprintf(w, "  step %-16s in %d, out %d, routed %d, to error output %d, dropped %d\n",
 			st.Name, st.In, st.Out, st.Routed, st.Failed, st.Dropped)

@@ -2,10 +2,10 @@ package plugin
 
 import (
 	"context"
-	"runtime"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"

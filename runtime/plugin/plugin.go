@@ -188,7 +188,11 @@ func (m *Module) Name() string { return m.name }
 func (m *Module) Hash() string { return m.hash }
 
 // Features are the feature bits the module declared.
-func (m *Module) Features() hostabi.Feature { return m.features }
+func (m *Module) Features() hostabi.Feature {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.features
+}
 
 // Fields are the JSON field paths the module declared, in order.
 func (m *Module) Fields() []string { return m.fieldPaths }
@@ -391,7 +395,9 @@ func (m *Module) checkABI(v uint64) error {
 	if extra := feats &^ hostabi.FeaturesV1; extra != 0 {
 		return fmt.Errorf("module requires feature(s) %v, which this wsp does not implement", extra.Names())
 	}
+	m.mu.Lock()
 	m.features = feats
+	m.mu.Unlock()
 	return nil
 }
 

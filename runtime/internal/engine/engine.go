@@ -163,11 +163,12 @@ type job struct {
 
 // tracker acknowledges an input batch once all its dests are written.
 type tracker struct {
-	mu      sync.Mutex
-	pending int
-	err     error
-	ack     connect.AckFunc
-	release func()
+	mu       sync.Mutex
+	pending  int
+	err      error
+	ack      connect.AckFunc
+	release  func()
+	onAckErr func(error)
 }
 
 func (t *tracker) done(err error) {
@@ -179,7 +180,9 @@ func (t *tracker) done(err error) {
 	last := t.pending == 0
 	t.mu.Unlock()
 	if last {
-		_ = t.ack(context.Background(), t.err)
+		if err := t.ack(context.Background(), t.err); err != nil {
+			t.onAckErr(err)
+		}
 		t.release()
 	}
 }
@@ -329,7 +332,9 @@ func (e *engine) read(ctx context.Context, jobs chan<- *job) error {
 		e.m.InputRecords.Add(int64(b.Len()))
 		e.m.InputBatches.Add(1)
 		if b.Len() == 0 {
-			_ = ack(context.Background(), nil)
+			if err := ack(context.Background(), nil); err != nil {
+				e.ackFailed(err)
+			}
 			<-e.slots
 			continue
 		}
@@ -372,14 +377,16 @@ func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
 			if pb.Len() == 0 {
 				continue
 			}
-			sm.Routed.Add(int64(pb.Len()))
 			oi := e.ports[si][p-1]
 			if oi < 0 {
+				// Not an output of the step's: these records fail.
+				sm.Failed.Add(int64(pb.Len()))
 				for i := range pb.Records {
 					fail(pb, &pb.Records[i], st.Name(), fmt.Sprintf("routed to port %q, which has no output", st.Ports()[p-1]))
 				}
 				continue
 			}
+			sm.Routed.Add(int64(pb.Len()))
 			j.dests = append(j.dests, dest{out: oi, b: pb})
 		}
 		cur = &res.Ports[0]
@@ -416,14 +423,23 @@ func (e *engine) sequence(done <-chan *job) {
 
 func (e *engine) dispatch(j *job) {
 	if len(j.dests) == 0 { // everything dropped
-		_ = j.ack(context.Background(), nil)
+		if err := j.ack(context.Background(), nil); err != nil {
+			e.ackFailed(err)
+		}
 		<-e.slots
 		return
 	}
-	t := &tracker{pending: len(j.dests), ack: j.ack, release: func() { <-e.slots }}
+	t := &tracker{pending: len(j.dests), ack: j.ack, release: func() { <-e.slots }, onAckErr: e.ackFailed}
 	for _, d := range j.dests {
 		e.chans[d.out] <- write{b: d.b, t: t}
 	}
+}
+
+// ackFailed records an acknowledgement the input could not take (e.g. a
+// nack it cannot redeliver): logged and counted as an input error.
+func (e *engine) ackFailed(err error) {
+	e.m.InputErrors.Add(1)
+	e.cfg.Logger.Error("input acknowledgement failed", "input", e.cfg.InputName, "error", err)
 }
 
 // writer writes one output's batches in order, retrying with backoff.
