@@ -8,11 +8,12 @@ package plugin
 // guests compile every function around a loop, so they ran 2-3 times slower
 // with a time limit than without.
 //
-// Instead, wsp rewrites the module when it loads: it adds a mutable i32
-// global (a countdown) and puts at the head of every loop
+// Instead, wsp rewrites the module when it loads: it adds an i32 local (a
+// counter, in a register) to every function and puts at the head of every
+// loop
 //
-//	countdown -= 1
-//	if countdown == 0 { countdown = tickEvery; drop(batch_read(0, 0)) }
+//	counter += 1
+//	if counter & (tickEvery-1) == 0 { drop(batch_read(0, 0)) }
 //
 // so that every tickEvery loop iterations the guest calls the host import
 // batch_read it already has (no function index moves). The host checks the
@@ -23,7 +24,7 @@ package plugin
 // code without loops always ends; recursion ends in a stack-overflow trap.
 //
 // If the module cannot be rewritten (no batch_read import, an instruction
-// this decoder does not know, a global index that does not exist), or may
+// this decoder does not know, a global or local index that does not exist), or may
 // block inside a host call (a granted real clock lets it sleep), wsp falls
 // back to wazero's termination mode: never less safe.
 
@@ -142,7 +143,9 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 	// Count globals (imported and defined) to learn the new global's index.
 	var globals, batchRead uint64
-	var hasGlobal, haveBatchRead bool
+	var haveBatchRead bool
+	var params []uint64    // parameter count per type index
+	var funcTypes []uint64 // type index per defined function
 	for _, s := range secs {
 		switch s.id {
 		case 2:
@@ -159,77 +162,113 @@ func instrument(wasm []byte) ([]byte, error) {
 				return nil, err
 			}
 			globals += n
-			hasGlobal = true
+		case 1:
+			p, err := paramCounts(s.body)
+			if err != nil {
+				return nil, err
+			}
+			params = p
+		case 3:
+			sr := &reader{b: s.body}
+			n, err := sr.uleb()
+			if err != nil {
+				return nil, err
+			}
+			for i := uint64(0); i < n; i++ {
+				t, err := sr.uleb()
+				if err != nil {
+					return nil, err
+				}
+				if t >= uint64(len(params)) {
+					return nil, fmt.Errorf("%w: function %d has unknown type %d", errInstrument, i, t)
+				}
+				funcTypes = append(funcTypes, t)
+			}
 		}
 	}
 	if !haveBatchRead {
 		return nil, fmt.Errorf("%w: the module does not import %s.batch_read", errInstrument, "wsp")
 	}
-	idx := globals
-	gidx := appendULEB(nil, idx)
-	tick := appendULEB(nil, tickEvery)
-	// countdown -= 1; if countdown == 0 { countdown = tickEvery; drop(batch_read(0, 0)) }
-	var check []byte
-	check = append(append(check, 0x23), gidx...)  // global.get
-	check = append(check, 0x41, 0x01, 0x6b)       // i32.const 1; i32.sub
-	check = append(append(check, 0x24), gidx...)  // global.set
-	check = append(append(check, 0x23), gidx...)  // global.get
-	check = append(check, 0x45, 0x04, 0x40)       // i32.eqz; if
-	check = append(append(check, 0x41), tick...)  // i32.const tickEvery
-	check = append(append(check, 0x24), gidx...)  // global.set
-	check = append(check, 0x41, 0x00, 0x41, 0x00) // i32.const 0; i32.const 0
-	check = append(append(check, 0x10), appendULEB(nil, batchRead)...)
-	check = append(check, 0x1a, 0x0b) // drop; end
-
-	newGlobal := append(append([]byte{0x7f, 0x01, 0x41}, tick...), 0x0b) // mut i32 = tickEvery
-
-	rank := map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
+	// Per loop head, with L a local the rewrite adds to each function:
+	// L += 1; if L & (tickEvery-1) == 0 { drop(batch_read(0, 0)) }
+	br := appendULEB(nil, batchRead)
+	checkFor := func(local uint64) []byte {
+		l := appendULEB(nil, local)
+		var c []byte
+		c = append(append(c, 0x20), l...)                            // local.get L
+		c = append(c, 0x41, 0x01, 0x6a)                              // i32.const 1; i32.add
+		c = append(append(c, 0x22), l...)                            // local.tee L
+		c = append(append(c, 0x41), appendSLEB(nil, tickEvery-1)...) // i32.const 1023
+		c = append(c, 0x71, 0x45, 0x04, 0x40)                        // i32.and; i32.eqz; if
+		c = append(c, 0x41, 0x00, 0x41, 0x00)                        // i32.const 0; i32.const 0
+		c = append(append(c, 0x10), br...)                           // call batch_read
+		return append(c, 0x1a, 0x0b)                                 // drop; end
+	}
 	out := append([]byte(nil), wasm[:8]...)
-	emit := func(id byte, body []byte) {
-		out = append(out, id)
+	for _, s := range secs {
+		body := s.body
+		if s.id == 10 {
+			b, err := instrumentCode(s.body, checkFor, globals, funcTypes, params)
+			if err != nil {
+				return nil, err
+			}
+			body = b
+		}
+		out = append(out, s.id)
 		out = appendULEB(out, uint64(len(body)))
 		out = append(out, body...)
-	}
-	addedGlobal := false
-	for _, s := range secs {
-		if s.id != 0 && !hasGlobal && !addedGlobal && rank[s.id] > rank[6] {
-			emit(6, append([]byte{1}, newGlobal...))
-			addedGlobal = true
-		}
-		switch s.id {
-		case 6:
-			b, err := appendToVec(s.body, newGlobal)
-			if err != nil {
-				return nil, err
-			}
-			emit(6, b)
-			addedGlobal = true
-		case 10:
-			b, err := instrumentCode(s.body, check, idx)
-			if err != nil {
-				return nil, err
-			}
-			emit(10, b)
-		default:
-			emit(s.id, s.body)
-		}
-	}
-	if !addedGlobal {
-		emit(6, append([]byte{1}, newGlobal...))
 	}
 	return out, nil
 }
 
-// appendToVec adds one encoded entry to a section that is a vector.
-func appendToVec(body, entry []byte) ([]byte, error) {
+// paramCounts reads a type section: the parameter count of each type.
+func paramCounts(body []byte) ([]uint64, error) {
 	r := &reader{b: body}
 	n, err := r.uleb()
 	if err != nil {
 		return nil, err
 	}
-	out := appendULEB(nil, n+1)
-	out = append(out, body[r.off:]...)
-	return append(out, entry...), nil
+	var out []uint64
+	for i := uint64(0); i < n; i++ {
+		form, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		if form != 0x60 {
+			return nil, fmt.Errorf("%w: type %d has form %#x", errInstrument, i, form)
+		}
+		np, err := r.uleb()
+		if err != nil {
+			return nil, err
+		}
+		for j := uint64(0); j < np; j++ {
+			if err := skipValType(r); err != nil {
+				return nil, err
+			}
+		}
+		nr, err := r.uleb()
+		if err != nil {
+			return nil, err
+		}
+		for j := uint64(0); j < nr; j++ {
+			if err := skipValType(r); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, np)
+	}
+	return out, nil
+}
+
+func appendSLEB(dst []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(dst, c)
+		}
+		dst = append(dst, c|0x80)
+	}
 }
 
 // importInfo counts the global imports of an import section and finds the
@@ -310,11 +349,14 @@ func importInfo(body []byte) (globals, batchRead uint64, found bool, err error) 
 }
 
 // instrumentCode rewrites every function body of a code section.
-func instrumentCode(body, check []byte, stopIdx uint64) ([]byte, error) {
+func instrumentCode(body []byte, checkFor func(local uint64) []byte, globals uint64, funcTypes, params []uint64) ([]byte, error) {
 	r := &reader{b: body}
 	n, err := r.uleb()
 	if err != nil {
 		return nil, err
+	}
+	if n != uint64(len(funcTypes)) {
+		return nil, fmt.Errorf("%w: %d bodies for %d functions", errInstrument, n, len(funcTypes))
 	}
 	out := appendULEB(nil, n)
 	var fn []byte
@@ -327,7 +369,7 @@ func instrumentCode(body, check []byte, stopIdx uint64) ([]byte, error) {
 		if err := r.skip(int(size)); err != nil {
 			return nil, err
 		}
-		fn, err = instrumentFunc(fn[:0], body[start:r.off], check, stopIdx)
+		fn, err = instrumentFunc(fn[:0], body[start:r.off], checkFor, globals, params[funcTypes[i]])
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -337,27 +379,39 @@ func instrumentCode(body, check []byte, stopIdx uint64) ([]byte, error) {
 	return out, nil
 }
 
-// instrumentFunc copies one function body, adding check after each loop's
-// block type. It decodes every instruction so that a 0x03 byte inside an
-// immediate is never mistaken for a loop.
-// A global.get or global.set of stopIdx or beyond is refused: it is invalid
-// in the original module, and after the rewrite it would let the guest clear
-// its own stop flag.
-func instrumentFunc(dst, f, check []byte, stopIdx uint64) ([]byte, error) {
+// instrumentFunc copies one function body, adding an i32 local (the loop
+// counter) and the check after each loop's block type. It decodes every
+// instruction, so that a 0x03 byte inside an immediate is never mistaken for
+// a loop, and refuses global or local indexes the function does not have
+// (invalid in the original module; a local one would reach the counter).
+func instrumentFunc(dst, f []byte, checkFor func(local uint64) []byte, globals, params uint64) ([]byte, error) {
 	r := &reader{b: f}
-	locals, err := r.uleb()
+	groups, err := r.uleb()
 	if err != nil {
 		return nil, err
 	}
-	for i := uint64(0); i < locals; i++ {
-		if err := r.skipLEB(); err != nil {
+	locals := params
+	for i := uint64(0); i < groups; i++ {
+		k, err := r.uleb()
+		if err != nil {
 			return nil, err
 		}
+		locals += k
 		if err := skipValType(r); err != nil {
 			return nil, err
 		}
 	}
-	mark := 0 // bytes of f before mark are copied to dst
+	if locals >= 50000 {
+		return nil, fmt.Errorf("%w: %d locals", errInstrument, locals)
+	}
+	counter := locals // the new local's index
+	check := checkFor(counter)
+	dst = appendULEB(dst, groups+1)
+	hdr := &reader{b: f}
+	_, _ = hdr.uleb()
+	dst = append(dst, f[hdr.off:r.off]...) // the original groups
+	dst = append(dst, 0x01, 0x7f)          // one more i32
+	mark := r.off                          // bytes of f before mark are already in dst
 	for r.off < len(f) {
 		op, _ := r.byte()
 		switch {
@@ -372,11 +426,16 @@ func instrumentFunc(dst, f, check []byte, stopIdx uint64) ([]byte, error) {
 			err = skipBlockType(r)
 		case op == 0x23 || op == 0x24: // global.get, global.set
 			var g uint64
-			if g, err = r.uleb(); err == nil && g >= stopIdx {
+			if g, err = r.uleb(); err == nil && g >= globals {
 				err = fmt.Errorf("%w: global %d does not exist", errInstrument, g)
 			}
+		case op >= 0x20 && op <= 0x22: // local.get, local.set, local.tee
+			var l uint64
+			if l, err = r.uleb(); err == nil && l >= counter {
+				err = fmt.Errorf("%w: local %d does not exist", errInstrument, l)
+			}
 		case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || op == 0x08 || op == 0x09 || op == 0x18 ||
-			(op >= 0x20 && op <= 0x22) || op == 0x25 || op == 0x26 || op == 0x07 || op == 0xd2 || op == 0x14: // one index
+			op == 0x25 || op == 0x26 || op == 0x07 || op == 0xd2 || op == 0x14: // one index
 			err = r.skipLEB()
 		case op == 0x0e: // br_table
 			var k uint64
