@@ -142,8 +142,12 @@ type Instance struct {
 // Instance returns an instance for one worker: the one made eagerly at load
 // if it is still free, or a new one. Close it when the worker ends.
 func (m *Module) Instance(ctx context.Context) (*Instance, error) {
-	if v := m.pool.Get(); v != nil {
-		return v.(*Instance), nil
+	m.mu.Lock()
+	in := m.eager
+	m.eager = nil
+	m.mu.Unlock()
+	if in != nil {
+		return in, nil
 	}
 	return m.newInstance(ctx)
 }

@@ -178,7 +178,7 @@ type Module struct {
 	ports      []string // ports[i] is port i+1
 	extractor  *jsonfields.Extractor
 
-	pool sync.Pool // idle *Instance, see Acquire
+	eager *Instance // made at load to fail fast; handed to the first worker (under mu)
 }
 
 // Name is the module's name in errors.
@@ -282,7 +282,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, opts Options) (*Module, 
 	if err != nil {
 		return nil, err
 	}
-	m.pool.Put(inst)
+	m.eager = inst
 	ok = true
 	return m, nil
 }
