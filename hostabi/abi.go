@@ -10,6 +10,8 @@
 // guest allocator and never keeps a guest pointer past the call.
 package hostabi
 
+import "strconv"
+
 // Version is the ABI version this package describes. A module declares the
 // version it was built for in the low 32 bits of its wsp_abi export.
 const Version uint32 = 1
@@ -121,7 +123,7 @@ func (f Feature) Names() []string {
 		if n, ok := FeatureNames[b]; ok {
 			out = append(out, n)
 		} else {
-			out = append(out, "unknown-bit-"+itoa(bitIndex(b)))
+			out = append(out, "unknown-bit-"+strconv.Itoa(bitIndex(b)))
 		}
 	}
 	return out
@@ -163,25 +165,3 @@ const (
 	MaxFailLength = 4096
 	MaxLogLength  = 64 << 10
 )
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	n := len(b)
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	if neg {
-		n--
-		b[n] = '-'
-	}
-	return string(b[n:])
-}

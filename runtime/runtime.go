@@ -285,9 +285,8 @@ type wasmStep struct {
 	m    *plugin.Module
 }
 
-func (s *wasmStep) Name() string                    { return s.name }
-func (s *wasmStep) Ports() []string                 { return s.m.Ports() }
-func (s *wasmStep) Close(ctx context.Context) error { return nil }
+func (s *wasmStep) Name() string    { return s.name }
+func (s *wasmStep) Ports() []string { return s.m.Ports() }
 
 func (s *wasmStep) NewWorker(ctx context.Context) (engine.StepWorker, error) {
 	in, err := s.m.Instance(ctx)

@@ -154,7 +154,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	metrics := wsp.NewMetrics()
 	if s.HTTPAddr != "" && s.HTTPAddr != "off" {
-		srv, err := serveHTTP(s.HTTPAddr, metrics)
+		srv, _, err := serveHTTP(s.HTTPAddr, metrics)
 		if err != nil {
 			log.Warn("http server not started", "addr", s.HTTPAddr, "error", err)
 		} else {
@@ -201,11 +201,12 @@ func printSummary(w io.Writer, s wsp.Summary) {
 	}
 }
 
-// serveHTTP starts the health and metrics endpoints.
-func serveHTTP(addr string, m *wsp.Metrics) (*http.Server, error) {
+// serveHTTP starts the health and metrics endpoints and returns the
+// address it listens on.
+func serveHTTP(addr string, m *wsp.Metrics) (*http.Server, net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
@@ -228,5 +229,5 @@ func serveHTTP(addr string, m *wsp.Metrics) (*http.Server, error) {
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
+	return srv, ln.Addr(), nil
 }

@@ -94,35 +94,15 @@ func appendULEB(dst []byte, v uint64) []byte {
 	}
 }
 
-// hasStart reports whether the module has a start section. A start
-// function runs inside instantiation, outside any time limit, so ABI v1
-// refuses such modules (reactors use _initialize, which is limited).
-func hasStart(wasm []byte) bool {
-	r := &reader{b: wasm, off: 8}
-	for r.off < len(wasm) {
-		id, err := r.byte()
-		if err != nil {
-			return false
-		}
-		n, err := r.uleb()
-		if err != nil || r.skip(int(n)) != nil {
-			return false
-		}
-		if id == 8 {
-			return true
-		}
-	}
-	return false
+type section struct {
+	id   byte
+	body []byte
 }
 
-// instrument returns the module with the stop global and loop checks added.
-func instrument(wasm []byte) ([]byte, error) {
+// sections splits a module (header checked by the caller) into its sections.
+func sections(wasm []byte) ([]section, error) {
 	if len(wasm) < 8 {
 		return nil, fmt.Errorf("%w: too short", errInstrument)
-	}
-	type section struct {
-		id   byte
-		body []byte
 	}
 	var secs []section
 	r := &reader{b: wasm, off: 8}
@@ -140,6 +120,29 @@ func instrument(wasm []byte) ([]byte, error) {
 			return nil, err
 		}
 		secs = append(secs, section{id, wasm[start:r.off]})
+	}
+	return secs, nil
+}
+
+// hasStart reports whether the module has a start section. A start
+// function runs inside instantiation, outside any time limit, so ABI v1
+// refuses such modules (reactors use _initialize, which is limited). A
+// module whose sections do not parse is left to the compiler to refuse.
+func hasStart(wasm []byte) bool {
+	secs, _ := sections(wasm)
+	for _, s := range secs {
+		if s.id == 8 {
+			return true
+		}
+	}
+	return false
+}
+
+// instrument returns the module with the stop global and loop checks added.
+func instrument(wasm []byte) ([]byte, error) {
+	secs, err := sections(wasm)
+	if err != nil {
+		return nil, err
 	}
 	// Count globals (imported and defined) to learn the new global's index.
 	var globals, batchRead uint64

@@ -267,9 +267,23 @@ func scan(e export, data []byte, count int) {
 		case exportProcess:
 			p = scanProcess(r, data, count, reg.process)
 		case exportKey:
-			p = scanKey(r, data, count, reg.key)
+			fn := reg.key
+			p = scanEach(r, data, count, func(r *Record) {
+				if k, err := fn(r); err != nil {
+					out.Fail(r, err.Error())
+				} else {
+					out.emitKey(r, k)
+				}
+			})
 		case exportTimestamp:
-			p = scanTimestamp(r, data, count, reg.timestamp)
+			fn := reg.timestamp
+			p = scanEach(r, data, count, func(r *Record) {
+				if ms, err := fn(r); err != nil {
+					out.Fail(r, err.Error())
+				} else {
+					out.emitTime(r, ms)
+				}
+			})
 		}
 	}
 	if p != len(data) {
@@ -334,7 +348,11 @@ func scanBatch(recs []Record, data []byte) int {
 	return p
 }
 
-func scanKey(r *Record, data []byte, count int, fn func(*Record) ([]byte, error)) int {
+// scanEach walks the count records of data, pointing r at each in turn
+// and calling each; it returns the offset after the last record, or -1 when
+// the batch is malformed. Key and timestamp functions share it (Process has
+// its own inlined loop: it is the hot path).
+func scanEach(r *Record, data []byte, count int, each func(*Record)) int {
 	p := batchHeaderSize
 	i := 0
 	for ; i < count; i++ {
@@ -349,38 +367,7 @@ func scanKey(r *Record, data []byte, count int, fn func(*Record) ([]byte, error)
 		r.hdr, r.index = p, i
 		walkFields(r.foff, data, p)
 		p = end
-		if k, err := fn(r); err != nil {
-			out.Fail(r, err.Error())
-		} else {
-			out.emitKey(r, k)
-		}
-	}
-	if i < count {
-		return -1
-	}
-	return p
-}
-
-func scanTimestamp(r *Record, data []byte, count int, fn func(*Record) (int64, error)) int {
-	p := batchHeaderSize
-	i := 0
-	for ; i < count; i++ {
-		if len(data)-p < recordHeaderSize {
-			break
-		}
-		w2, w3 := load64(data, p+16), load64(data, p+24)
-		end := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3)) + int(w3>>32)
-		if end > len(data) {
-			break
-		}
-		r.hdr, r.index = p, i
-		walkFields(r.foff, data, p)
-		p = end
-		if ms, err := fn(r); err != nil {
-			out.Fail(r, err.Error())
-		} else {
-			out.emitTime(r, ms)
-		}
+		each(r)
 	}
 	if i < count {
 		return -1

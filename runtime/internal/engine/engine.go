@@ -46,13 +46,14 @@ import (
 	"github.com/wsp-project/wsp/runtime/record"
 )
 
-// Step is a pipeline step. It makes one StepWorker per engine worker.
+// Step is a pipeline step. It makes one StepWorker per engine worker; what
+// a step holds beyond its workers (a loaded module) is released by whoever
+// built it, after Run returns.
 type Step interface {
 	Name() string
 	// Ports are the step's named output ports; Result.Ports[i] is Ports()[i-1].
 	Ports() []string
 	NewWorker(ctx context.Context) (StepWorker, error)
-	Close(ctx context.Context) error
 }
 
 // StepWorker processes batches for one worker goroutine; never shared.

@@ -120,7 +120,7 @@ type goStep struct {
 
 func (s *goStep) Name() string                                  { return s.name }
 func (s *goStep) Ports() []string                               { return s.ports }
-func (s *goStep) Close(context.Context) error                   { return nil }
+func (s *goStep) Close(context.Context) error                   { return nil } // as a StepWorker
 func (s *goStep) NewWorker(context.Context) (StepWorker, error) { return s, nil }
 func (s *goStep) Process(_ context.Context, b *record.Batch) (*plugin.Result, error) {
 	res := &plugin.Result{Ports: make([]record.Batch, len(s.ports)+1)}

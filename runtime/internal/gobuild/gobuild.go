@@ -168,19 +168,17 @@ func wasmEnv() []string {
 }
 
 type listed struct {
-	Dir            string
-	Standard       bool
-	GoFiles        []string
-	EmbedFiles     []string
-	Module         *struct{ GoMod string }
-	Error          *struct{ Err string }
-	DepsErrors     []*struct{ Err string }
-	ImportPath     string
-	IgnoredGoFiles []string
+	Dir        string
+	Standard   bool
+	GoFiles    []string
+	EmbedFiles []string
+	Module     *struct{ GoMod string }
+	Error      *struct{ Err string }
+	ImportPath string
 }
 
 func cacheKey(ctx context.Context, dir string) (string, []string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-json=Dir,Standard,GoFiles,EmbedFiles,Module,Error,DepsErrors,ImportPath", ".")
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-json=Dir,Standard,GoFiles,EmbedFiles,Module,Error,ImportPath", ".")
 	cmd.Dir = dir
 	cmd.Env = wasmEnv()
 	var stdout, stderr bytes.Buffer
