@@ -26,7 +26,7 @@ sensors:
 
 # Records/s through the Wasm boundary vs native Go (bench/README.md).
 bench-abi:
-	$(GO) run ./bench/abi -root .
+	$(GO) run ./bench/abi -root . -batches 1,64,1024 -count 5 -benchtime 500ms
 
 # The sensor pipeline end to end, wsp vs Benthos v4.80.0 on the same 1 M readings.
 bench-sensors:

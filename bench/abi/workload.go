@@ -147,6 +147,7 @@ func guestSpecs(root string) []guestSpec {
 		{"noop keep (WAT)", w("noop_keep"), nativeKeep{}, "100B"},
 		{"noop copy (WAT)", w("noop_copy"), nativeCopy{}, "100B"},
 		{"noop keep (Go SDK)", w("go_noop"), nativeKeep{}, "100B"},
+		{"noop keep (Go SDK, batch form)", w("go_noopbatch"), nativeKeep{}, "100B"},
 		{"noop copy (Go SDK)", w("go_noopcopy"), nativeCopy{}, "100B"},
 		{"sensor cleaner (Go SDK)", filepath.Join(root, "examples", "sensors", "cleaner"), nativeSensor{}, "sensor"},
 	}

@@ -92,7 +92,7 @@ func TestLoadRefusals(t *testing.T) {
 
 func TestNoopKeep(t *testing.T) {
 	e := testEngine(t)
-	for _, name := range []string{"noop_keep", "noop_copy", "go_noop", "go_noopcopy"} {
+	for _, name := range []string{"noop_keep", "noop_copy", "go_noop", "go_noopbatch", "go_noopcopy"} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := os.Stat(guest(name)); err != nil {
 				t.Fatalf("guest missing: %v", err)
