@@ -192,6 +192,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 func printSummary(w io.Writer, s wsp.Summary) {
 	fmt.Fprintf(w, "wsp: %d records in, %.3fs, %.0f records/s, %d input errors\n", s.InputRecords, s.Elapsed, s.Rate, s.InputErrors)
+	if s.Unreadable > 0 {
+		fmt.Fprintf(w, "wsp: %d input messages could not be read and went to the error output\n", s.Unreadable)
+	}
 	for _, st := range s.Steps {
 		fmt.Fprintf(w, "  step %-16s in %d, out %d, routed %d, to error output %d, dropped %d\n",
 			st.Name, st.In, st.Out, st.Routed, st.Failed, st.Dropped)

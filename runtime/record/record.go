@@ -90,6 +90,17 @@ type Batch struct {
 	Records []Record
 	// Arena holds bytes the records' slices may point into; reset with the batch.
 	Arena []byte
+	// Unreadable lists messages of the input batch that could not be turned
+	// into records (for example a Benthos message whose bytes cannot be
+	// produced). They are not in Records; the engine sends each to the error
+	// output with its reason, and they are acknowledged with the batch.
+	Unreadable []Unreadable
+}
+
+// Unreadable is an input message that could not be read as a record.
+type Unreadable struct {
+	Pos    int64  // the message's position in its input, as Record.Pos
+	Reason string // what went wrong
 }
 
 // Len is the number of records.
@@ -102,6 +113,7 @@ func (b *Batch) Reset() {
 	}
 	b.Records = b.Records[:0]
 	b.Arena = b.Arena[:0]
+	b.Unreadable = b.Unreadable[:0]
 }
 
 // CopyBytes appends p to the batch arena and returns the copy. The returned

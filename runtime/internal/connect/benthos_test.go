@@ -261,3 +261,4 @@ func TestLabelFor(t *testing.T) {
 		}
 	}
 }
+

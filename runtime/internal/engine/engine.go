@@ -330,9 +330,9 @@ func (e *engine) read(ctx context.Context, jobs chan<- *job) error {
 			continue
 		}
 		backoff = e.cfg.RetryInitial
-		e.m.InputRecords.Add(int64(b.Len()))
+		e.m.InputRecords.Add(int64(b.Len() + len(b.Unreadable)))
 		e.m.InputBatches.Add(1)
-		if b.Len() == 0 {
+		if b.Len() == 0 && len(b.Unreadable) == 0 {
 			if err := ack(context.Background(), nil); err != nil {
 				e.ackFailed(err)
 			}
@@ -355,7 +355,15 @@ func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
 		line := errorLine(nil, src.Source, r, step, reason)
 		errs.Records = append(errs.Records, record.Record{Value: line, Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
 	}
-	for si, w := range ws {
+	for _, u := range cur.Unreadable {
+		e.m.Unreadable.Add(1)
+		fail(cur, &record.Record{Pos: u.Pos}, "input", u.Reason)
+	}
+	steps := ws
+	if cur.Len() == 0 {
+		steps = nil // only unreadable messages
+	}
+	for si, w := range steps {
 		st := e.cfg.Steps[si]
 		sm := &e.m.Steps[si]
 		sm.In.Add(int64(cur.Len()))

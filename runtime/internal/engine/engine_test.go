@@ -27,6 +27,7 @@ type memInput struct {
 	acked   atomic.Int64 // records acked without error
 	nacked  atomic.Int64
 	onRead  func(read int64)
+	unread  func(i int) bool // when set, the messages it picks are unreadable
 	mu      sync.Mutex
 	ackErrs []error
 }
@@ -40,10 +41,14 @@ func (m *memInput) Read(ctx context.Context) (*record.Batch, connect.AckFunc, er
 	}
 	b := &record.Batch{Source: record.Source{Input: "mem"}}
 	for i := 0; i < m.bs && m.next < m.n; i++ {
-		b.Records = append(b.Records, record.Record{Value: []byte(strconv.Itoa(m.next)), Pos: int64(m.next + 1)})
+		if m.unread != nil && m.unread(m.next) {
+			b.Unreadable = append(b.Unreadable, record.Unreadable{Pos: int64(m.next + 1), Reason: "unreadable " + strconv.Itoa(m.next)})
+		} else {
+			b.Records = append(b.Records, record.Record{Value: []byte(strconv.Itoa(m.next)), Pos: int64(m.next + 1)})
+		}
 		m.next++
 	}
-	n := int64(b.Len())
+	n := int64(b.Len() + len(b.Unreadable))
 	r := m.read.Add(n)
 	if m.onRead != nil {
 		m.onRead(r)
@@ -350,6 +355,39 @@ func TestWholeBatchFailure(t *testing.T) {
 	}
 	if in.acked.Load() != 30 {
 		t.Errorf("acked %d", in.acked.Load())
+	}
+}
+
+// TestUnreadable: messages the input could not read go to the error output
+// with their reason and position, are counted, and are acked with their
+// batch, also when a batch holds nothing else; the steps never see them.
+func TestUnreadable(t *testing.T) {
+	in := &memInput{n: 30, bs: 10, unread: func(i int) bool { return i%4 == 0 || i >= 20 }}
+	out, errs := &memOutput{}, &memOutput{}
+	seen := 0
+	st := &goStep{name: "pass", fn: func(b *record.Batch, res *plugin.Result) error {
+		seen += b.Len()
+		res.Ports[0].Records = append(res.Ports[0].Records, b.Records...)
+		return nil
+	}}
+	m := NewMetrics()
+	if err := Run(context.Background(), context.Background(), Config{Input: in, Steps: []Step{st}, Workers: 1,
+		Output: Output{Out: out}, ErrorOutput: Output{Out: errs}, Sleep: noSleep, Metrics: m}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.values()) != 15 || len(errs.values()) != 15 || seen != 15 {
+		t.Fatalf("out %d, errors %d, step saw %d", len(out.values()), len(errs.values()), seen)
+	}
+	var e errorRecord
+	if err := json.Unmarshal([]byte(errs.values()[1]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Error != "unreadable 4" || e.Step != "input" || e.Position != 5 {
+		t.Errorf("error record %+v", e)
+	}
+	s := m.Snapshot()
+	if in.acked.Load() != 30 || s.Unreadable != 15 || s.InputRecords != 30 {
+		t.Errorf("acked %d, unreadable %d, input records %d", in.acked.Load(), s.Unreadable, s.InputRecords)
 	}
 }
 

@@ -35,6 +35,7 @@ type Metrics struct {
 	InputRecords atomic.Int64
 	InputBatches atomic.Int64
 	InputErrors  atomic.Int64
+	Unreadable   atomic.Int64 // input messages sent to the error output unread
 	Ready        atomic.Bool
 
 	mu       sync.Mutex
@@ -94,6 +95,7 @@ type Snapshot struct {
 	InputRecords int64            `json:"input_records"`
 	InputBatches int64            `json:"input_batches"`
 	InputErrors  int64            `json:"input_errors"`
+	Unreadable   int64            `json:"unreadable"`
 	Elapsed      float64          `json:"elapsed_seconds"`
 	Rate         float64          `json:"records_per_second"`
 	Steps        []StepSnapshot   `json:"steps"`
@@ -127,6 +129,7 @@ func (m *Metrics) Snapshot() Snapshot {
 		InputRecords: m.InputRecords.Load(),
 		InputBatches: m.InputBatches.Load(),
 		InputErrors:  m.InputErrors.Load(),
+		Unreadable:   m.Unreadable.Load(),
 	}
 	if !m.started.IsZero() {
 		end := m.finished
