@@ -23,6 +23,7 @@ import (
 	"github.com/wsp-project/wsp/runtime/internal/connect"
 	"github.com/wsp-project/wsp/runtime/internal/engine"
 	"github.com/wsp-project/wsp/runtime/internal/gobuild"
+	"github.com/wsp-project/wsp/runtime/internal/ops"
 	"github.com/wsp-project/wsp/runtime/plugin"
 	"github.com/wsp-project/wsp/runtime/record"
 )
@@ -192,12 +193,57 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		Logger:       o.Logger,
 		Metrics:      o.Metrics,
 	}
+	lastKey := ""
 	for _, s := range c.Steps {
-		st, err := r.wasmStep(ctx, s)
-		if err != nil {
-			return cfg, err
+		var st namedStep
+		var err error
+		switch {
+		case s.Window != nil:
+			if cfg.Keyed != nil {
+				return cfg, fmt.Errorf("step %s (line %d): a second window step; one window per pipeline in this version", s.Name, s.Line)
+			}
+			var ws *ops.WindowStep
+			if ws, err = windowStep(s, lastKey); err == nil {
+				w := s.Window
+				cfg.Keyed = &engine.Keyed{Step: ws, OutOfOrder: w.OutOfOrder.Milliseconds(), IdleTimeout: w.IdleTimeout,
+					MaxParallelism: w.MaxParallelism}
+				st = ws
+			}
+		case s.Key != nil:
+			ks := &ops.KeyStep{StepName: s.Name, From: ops.Source{Field: s.Key.Field, Bloblang: s.Key.Bloblang}}
+			if err = ks.Validate(); err == nil {
+				st = ks
+			}
+			lastKey = ""
+			if f := s.Key.Field; f != "" {
+				lastKey = f[strings.LastIndexByte(f, '.')+1:]
+			}
+		case s.EventTime != nil:
+			e := s.EventTime
+			ts := &ops.TimeStep{StepName: s.Name, From: ops.Source{Field: e.Field, Bloblang: e.Bloblang, Metadata: e.Metadata}, Format: ops.TimeFormat(e.Format)}
+			if err = ts.Validate(); err == nil {
+				st = ts
+			}
+		default:
+			st, err = r.wasmStep(ctx, s)
+			if s.Wasm.Function == "key" {
+				lastKey = ""
+			}
 		}
-		cfg.Steps = append(cfg.Steps, st)
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "step ") {
+				return cfg, err
+			}
+			return cfg, fmt.Errorf("step %s (line %d): %w", s.Name, s.Line, err)
+		}
+		switch x := st.(type) {
+		case engine.Step:
+			if cfg.Keyed != nil {
+				cfg.Keyed.Post = append(cfg.Keyed.Post, x)
+			} else {
+				cfg.Steps = append(cfg.Steps, x)
+			}
+		}
 		ports := map[string]engine.Output{}
 		declared := map[string]bool{}
 		for _, p := range st.Ports() {
@@ -210,8 +256,12 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		sort.Strings(names)
 		for _, pn := range names {
 			if !declared[pn] {
-				return cfg, fmt.Errorf("step %s (line %d): outputs.%s: the module declares no port %q (it declares: %s)",
-					s.Name, s.Line, pn, pn, strings.Join(st.Ports(), ", "))
+				what := "the module declares"
+				if s.Wasm == nil {
+					what = "the step has"
+				}
+				return cfg, fmt.Errorf("step %s (line %d): outputs.%s: %s no port %q (it has: %s)",
+					s.Name, s.Line, pn, what, pn, strings.Join(st.Ports(), ", "))
 			}
 			po, err := r.output(ctx, s.Name+"."+pn, s.Outputs[pn])
 			if err != nil {
@@ -309,6 +359,44 @@ func (w *wasmWorker) Process(ctx context.Context, b *record.Batch) (*plugin.Resu
 func (w *wasmWorker) Close(ctx context.Context) error { return w.in.Close(ctx) }
 
 // IsGoSource reports whether path is a Go plugin source folder.
+// namedStep is what the engine's Step and KeyedStep share.
+type namedStep interface {
+	Name() string
+	Ports() []string
+}
+
+// windowStep builds a window step; keyName is the last key field's name.
+func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
+	w := s.Window
+	ws := &ops.WindowStep{
+		StepName: s.Name,
+		Size:     w.Size.Milliseconds(),
+		Offset:   w.Offset.Milliseconds(),
+		Lateness: w.Lateness.Milliseconds(),
+		KeyName:  w.KeyName,
+	}
+	if w.Type == "sliding" {
+		ws.Slide = w.Slide.Milliseconds()
+	}
+	if ws.KeyName == "" {
+		ws.KeyName = keyName
+	}
+	for _, a := range w.Aggregates {
+		agg, err := ops.ParseAgg(a.Name, a.Expr)
+		if err != nil {
+			return nil, fmt.Errorf("step %s (line %d): %w", s.Name, a.Line, err)
+		}
+		ws.Aggs = append(ws.Aggs, agg)
+	}
+	if _, ok := s.Outputs["late"]; ok {
+		ws.LateOutput = true
+	}
+	if err := ws.Validate(); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
 func IsGoSource(path string) bool { return gobuild.IsSource(path) }
 
 // BuildGoPlugin builds a Go plugin source folder into a .wasm module under

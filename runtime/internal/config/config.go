@@ -1,7 +1,7 @@
 // Package config parses a wsp pipeline file:
 //
 //	input:        any Benthos v4 input config
-//	pipeline:     a list of steps (a Wasm step in ABI v1; keying and windows later)
+//	pipeline:     a list of steps: wasm, key, event_time, window
 //	output:       any Benthos v4 output config
 //	error_output: optional; any Benthos v4 output config for failed records
 //
@@ -37,8 +37,11 @@ type Pipeline struct {
 
 // Step is one entry of `pipeline:`.
 type Step struct {
-	Name    string                    // `name:`, default "<kind><n>" e.g. "wasm1"
-	Wasm    *Wasm                     // the Wasm step (the only kind in ABI v1)
+	Name      string   // `name:`, default "<kind><n>" e.g. "wasm1"
+	Wasm      *Wasm    // a Wasm step (also a key or event_time step given by a module)
+	Key       *Extract // a key step read by the host
+	EventTime *Extract // an event_time step read by the host
+	Window    *Window  // a window step
 	Outputs map[string]map[string]any // port name -> Benthos output config
 	Line    int                       // line in the file, for errors
 }
@@ -53,6 +56,33 @@ type Wasm struct {
 	Timeout     time.Duration // per call; 0 = plugin default (10 s); -1 = none (`timeout: none`)
 	MemoryLimit int64         // bytes; 0 = plugin default (256 MiB)
 	Grants      Grants
+}
+
+// Extract says where a key or an event time is read: one of a JSON field
+// path, a Bloblang query or (event time only) a metadata key.
+type Extract struct {
+	Field    string
+	Bloblang string
+	Metadata string
+	Format   string // event time: auto (default), epoch_ms, epoch_s, rfc3339
+}
+
+// Window configures a window step. Durations are whole milliseconds.
+type Window struct {
+	Type                string // tumbling or sliding
+	Size, Slide, Offset time.Duration
+	OutOfOrder          time.Duration // watermark.out_of_orderness
+	IdleTimeout         time.Duration // watermark.idle_timeout; 0 = never
+	Lateness            time.Duration // allowed_lateness
+	KeyName             string        // the result's key field; default: the key field's name, else "key"
+	Aggregates          []NamedAgg    // in file order
+	MaxParallelism      int           // key groups; 0 = 128
+}
+
+// NamedAgg is one entry of window.aggregates: name: kind(field).
+type NamedAgg struct {
+	Name, Expr string
+	Line       int
 }
 
 // Grants widen a Wasm step's sandbox.
@@ -178,6 +208,7 @@ func steps(n *yaml.Node, dir string) ([]Step, error) {
 
 func step(n *yaml.Node, i int, dir string) (Step, error) {
 	s := Step{Line: n.Line}
+	var kinds []string
 	if n.Kind != yaml.MappingNode {
 		return s, fmt.Errorf("line %d: step %d must be a mapping such as {wasm: {module: ...}}", n.Line, i+1)
 	}
@@ -192,6 +223,30 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 				return s, err
 			}
 			s.Wasm = w
+		case "key", "event_time":
+			e, w, err := extract(k.Value, v, dir)
+			if err != nil {
+				return s, err
+			}
+			if w != nil {
+				w.Function = map[string]string{"key": "key", "event_time": "timestamp"}[k.Value]
+				s.Wasm = w
+			} else if k.Value == "key" {
+				if e.Format != "" || e.Metadata != "" {
+					return s, fmt.Errorf("line %d: key: want field, bloblang or wasm", v.Line)
+				}
+				s.Key = e
+			} else {
+				s.EventTime = e
+			}
+			kinds = append(kinds, k.Value)
+		case "window":
+			w, err := windowConf(v)
+			if err != nil {
+				return s, err
+			}
+			s.Window = w
+			kinds = append(kinds, k.Value)
 		case "outputs":
 			if v.Kind != yaml.MappingNode {
 				return s, fmt.Errorf("line %d: outputs must map port names to output configs", v.Line)
@@ -205,14 +260,21 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 				s.Outputs[v.Content[p].Value] = c
 			}
 		default:
-			return s, fmt.Errorf("line %d: unknown step field %q (want name, wasm, outputs)", k.Line, k.Value)
+			return s, fmt.Errorf("line %d: unknown step field %q (want name, wasm, key, event_time, window, outputs)", k.Line, k.Value)
+		}
+		if k.Value == "wasm" {
+			kinds = append(kinds, k.Value)
 		}
 	}
-	if s.Wasm == nil {
-		return s, fmt.Errorf("line %d: step %d has no kind (want wasm)", n.Line, i+1)
+	switch len(kinds) {
+	case 0:
+		return s, fmt.Errorf("line %d: step %d has no kind (want wasm, key, event_time or window)", n.Line, i+1)
+	case 1:
+	default:
+		return s, fmt.Errorf("line %d: step %d has several kinds (%s): one per step", n.Line, i+1, strings.Join(kinds, ", "))
 	}
 	if s.Name == "" {
-		s.Name = fmt.Sprintf("wasm%d", i+1)
+		s.Name = fmt.Sprintf("%s%d", kinds[0], i+1)
 	}
 	return s, nil
 }
@@ -262,6 +324,138 @@ func wasm(n *yaml.Node, dir string) (*Wasm, error) {
 	}
 	if !filepath.IsAbs(w.Module) {
 		w.Module = filepath.Join(dir, w.Module)
+	}
+	return w, nil
+}
+
+// extract parses a key or event_time step: field, bloblang, metadata,
+// format, or wasm (a module's key or timestamp export).
+func extract(what string, n *yaml.Node, dir string) (*Extract, *Wasm, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("line %d: %s must be a mapping such as {field: sensor_id}", n.Line, what)
+	}
+	e := &Extract{}
+	var w *Wasm
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		var err error
+		switch k.Value {
+		case "field":
+			e.Field = v.Value
+		case "bloblang":
+			e.Bloblang = v.Value
+		case "metadata":
+			e.Metadata = v.Value
+		case "format":
+			e.Format = v.Value
+		case "wasm":
+			w, err = wasm(v, dir)
+			if err == nil && w.Function != "" {
+				err = fmt.Errorf("function is set by the step (%s)", what)
+			}
+		default:
+			err = errors.New("unknown field (want field, bloblang, metadata, format or wasm)")
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("line %d: %s.%s: %w", k.Line, what, k.Value, err)
+		}
+	}
+	set := 0
+	for _, b := range []bool{e.Field != "", e.Bloblang != "", e.Metadata != "", w != nil} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, nil, fmt.Errorf("line %d: %s: set exactly one of field, bloblang, metadata or wasm", n.Line, what)
+	}
+	if w != nil && e.Format != "" {
+		return nil, nil, fmt.Errorf("line %d: %s: format applies to field, bloblang and metadata, not wasm", n.Line, what)
+	}
+	return e, w, nil
+}
+
+// windowConf parses a window step.
+func windowConf(n *yaml.Node) (*Window, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: window must be a mapping such as {tumbling: {size: 5s}, aggregates: {...}}", n.Line)
+	}
+	w := &Window{}
+	dur := func(v *yaml.Node, d *time.Duration) error {
+		x, err := time.ParseDuration(v.Value)
+		if err != nil {
+			return err
+		}
+		if x%time.Millisecond != 0 {
+			return fmt.Errorf("%s: windows count whole milliseconds", v.Value)
+		}
+		*d = x
+		return nil
+	}
+	fields := func(v *yaml.Node, what string, set map[string]*time.Duration) error {
+		if v.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s must be a mapping", what)
+		}
+		for j := 0; j+1 < len(v.Content); j += 2 {
+			k := v.Content[j]
+			d, ok := set[k.Value]
+			if !ok {
+				return fmt.Errorf("line %d: %s.%s: unknown field", k.Line, what, k.Value)
+			}
+			if err := dur(v.Content[j+1], d); err != nil {
+				return fmt.Errorf("line %d: %s.%s: %w", k.Line, what, k.Value, err)
+			}
+		}
+		return nil
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		var err error
+		switch k.Value {
+		case "tumbling", "sliding":
+			if w.Type != "" {
+				err = fmt.Errorf("the window type is already %s", w.Type)
+				break
+			}
+			w.Type = k.Value
+			set := map[string]*time.Duration{"size": &w.Size, "offset": &w.Offset}
+			if k.Value == "sliding" {
+				set["slide"] = &w.Slide
+			}
+			err = fields(v, "window."+k.Value, set)
+		case "session", "global", "processing_time":
+			err = errors.New("not implemented yet in this version (tumbling and sliding are)")
+		case "watermark":
+			err = fields(v, "window.watermark", map[string]*time.Duration{"out_of_orderness": &w.OutOfOrder, "idle_timeout": &w.IdleTimeout})
+		case "allowed_lateness":
+			err = dur(v, &w.Lateness)
+		case "key_name":
+			w.KeyName = v.Value
+		case "max_parallelism":
+			err = v.Decode(&w.MaxParallelism)
+		case "aggregates":
+			if v.Kind != yaml.MappingNode {
+				err = errors.New("must map result names to aggregates, e.g. {mean: mean(value)}")
+				break
+			}
+			for a := 0; a+1 < len(v.Content); a += 2 {
+				w.Aggregates = append(w.Aggregates, NamedAgg{Name: v.Content[a].Value, Expr: v.Content[a+1].Value, Line: v.Content[a].Line})
+			}
+		default:
+			err = errors.New("unknown field (want tumbling, sliding, watermark, allowed_lateness, key_name, max_parallelism, aggregates)")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: window.%s: %w", k.Line, k.Value, err)
+		}
+	}
+	if w.Type == "" {
+		return nil, fmt.Errorf("line %d: window: set a window type (tumbling or sliding)", n.Line)
+	}
+	if w.Size <= 0 {
+		return nil, fmt.Errorf("line %d: window.%s.size must be positive", n.Line, w.Type)
+	}
+	if w.Type == "sliding" && w.Slide <= 0 {
+		return nil, fmt.Errorf("line %d: window.sliding.slide must be positive", n.Line)
 	}
 	return w, nil
 }

@@ -261,4 +261,3 @@ func TestLabelFor(t *testing.T) {
 		}
 	}
 }
-

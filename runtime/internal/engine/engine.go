@@ -28,9 +28,8 @@
 //  4. Every input record ends up in an output, the error output, or a
 //     dropped counter: per step, in = emitted inputs + failed + dropped.
 //
-// Issue "windowing" adds keyed segments: a shuffle by key group after the
-// stateless prefix, with workers owning key-group ranges; the sequencer then
-// works per segment. The job/tracker/writer parts stay as they are.
+// A pipeline with a window adds a keyed stage after the stateless steps: a
+// shuffle by key group to keyed workers that own the window state (keyed.go).
 package engine
 
 import (
@@ -79,7 +78,10 @@ type Config struct {
 	Steps       []Step
 	Output      Output
 	ErrorOutput Output
-	// PortOutputs[i][port] is the output of step i's named port.
+	// Keyed, when set, is the keyed stage (a window) after Steps.
+	Keyed *Keyed
+	// PortOutputs[i][port] is the output of step i's named port; with a
+	// keyed stage, i counts Steps, then Keyed.Step, then Keyed.Post.
 	PortOutputs []map[string]Output
 	// Workers is the number of worker goroutines. Default 1.
 	Workers int
@@ -129,12 +131,39 @@ func (c *Config) validate() error {
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
 	}
-	if len(c.PortOutputs) < len(c.Steps) {
-		po := make([]map[string]Output, len(c.Steps))
+	if c.Keyed != nil {
+		if err := c.Keyed.validate(c.Workers); err != nil {
+			return err
+		}
+	}
+	if n := len(c.allSteps()); len(c.PortOutputs) < n {
+		po := make([]map[string]Output, n)
 		copy(po, c.PortOutputs)
 		c.PortOutputs = po
 	}
 	return nil
+}
+
+// namedStep is what every kind of step shares.
+type namedStep interface {
+	Name() string
+	Ports() []string
+}
+
+// allSteps lists the steps in pipeline order: Steps, then the keyed step
+// and the steps after it.
+func (c *Config) allSteps() []namedStep {
+	var all []namedStep
+	for _, s := range c.Steps {
+		all = append(all, s)
+	}
+	if c.Keyed != nil {
+		all = append(all, c.Keyed.Step)
+		for _, s := range c.Keyed.Post {
+			all = append(all, s)
+		}
+	}
+	return all
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -150,9 +179,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // dest is one result batch bound for one output.
 type dest struct {
-	out int // index into engine.outs
+	out int // index into engine.outs, or toKeyed
 	b   *record.Batch
 }
+
+// toKeyed marks the dest that enters the keyed stage.
+const toKeyed = -1
 
 // job is one input batch on its way through the engine.
 type job struct {
@@ -200,6 +232,7 @@ type engine struct {
 	ports [][]int // ports[step][port index] -> outs index, -1 if unrouted
 	slots chan struct{}
 	m     *Metrics
+	keyed *keyedStage // nil without a window
 }
 
 // Run runs the pipeline until the input ends (returns nil) or ctx is done
@@ -212,8 +245,8 @@ func Run(ctx, hard context.Context, cfg Config) error {
 	}
 	e := &engine{cfg: cfg, m: cfg.Metrics, slots: make(chan struct{}, cfg.MaxInFlight)}
 	e.outs = []Output{cfg.Output, cfg.ErrorOutput}
-	e.m.init(cfg)
-	for si, st := range cfg.Steps {
+	e.m.init(cfg.allSteps(), cfg.Output.Name, cfg.ErrorOutput.Name)
+	for si, st := range cfg.allSteps() {
 		var idx []int
 		for _, p := range st.Ports() {
 			o, ok := cfg.PortOutputs[si][p]
@@ -253,6 +286,36 @@ func Run(ctx, hard context.Context, cfg Config) error {
 		}
 	}
 	defer closeWorkers()
+	var kws []KeyedWorker
+	var posts [][]StepWorker
+	if k := cfg.Keyed; k != nil {
+		defer func() {
+			for i, kw := range kws {
+				_ = kw.Close(context.Background())
+				for _, w := range posts[i] {
+					_ = w.Close(context.Background())
+				}
+			}
+		}()
+		for range cfg.Workers {
+			kw, err := k.Step.NewWorker(ctx)
+			if err != nil {
+				return fmt.Errorf("engine: step %s: %w", k.Step.Name(), err)
+			}
+			kws = append(kws, kw)
+			var ws []StepWorker
+			for _, st := range k.Post {
+				w, err := st.NewWorker(ctx)
+				if err != nil {
+					posts = append(posts, ws)
+					return fmt.Errorf("engine: step %s: %w", st.Name(), err)
+				}
+				ws = append(ws, w)
+			}
+			posts = append(posts, ws)
+		}
+		e.keyed = newKeyedStage(k, cfg.Workers, len(cfg.Steps), cfg.MaxInFlight)
+	}
 
 	jobs := make(chan *job, cfg.Workers)
 	done := make(chan *job, cfg.MaxInFlight)
@@ -280,15 +343,23 @@ func Run(ctx, hard context.Context, cfg Config) error {
 		wwg.Wait()
 		close(done)
 	}()
+	waitKeyed := func() {}
+	if e.keyed != nil {
+		waitKeyed = e.startKeyed(ctx, kws, posts)
+	}
 	seqDone := make(chan struct{})
 	go func() {
 		e.sequence(done)
 		close(seqDone)
 	}()
 	e.m.Ready.Store(true)
-	readErr := e.read(ctx, jobs)
+	ended, readErr := e.read(ctx, jobs)
 	close(jobs)
 	<-seqDone
+	if e.keyed != nil {
+		e.keyed.finish(ended && readErr == nil)
+		waitKeyed()
+	}
 	for _, c := range e.chans {
 		close(c)
 	}
@@ -302,29 +373,29 @@ func Run(ctx, hard context.Context, cfg Config) error {
 	return readErr
 }
 
-// read is the reader loop.
-func (e *engine) read(ctx context.Context, jobs chan<- *job) error {
+// read is the reader loop; ended reports that the input reached its end.
+func (e *engine) read(ctx context.Context, jobs chan<- *job) (ended bool, err error) {
 	in := e.cfg.Input
 	backoff := e.cfg.RetryInitial
 	for seq := uint64(0); ; {
 		select {
 		case e.slots <- struct{}{}:
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		}
 		b, ack, err := in.Read(ctx)
 		if err != nil {
 			<-e.slots
 			switch {
 			case errors.Is(err, connect.ErrEndOfInput):
-				return nil
+				return true, nil
 			case ctx.Err() != nil:
-				return nil
+				return false, nil
 			}
 			e.m.InputErrors.Add(1)
 			e.cfg.Logger.Warn("input read failed; retrying", "input", e.cfg.InputName, "error", err, "backoff", backoff)
 			if e.cfg.Sleep(ctx, backoff) != nil {
-				return nil
+				return false, nil
 			}
 			backoff = min(2*backoff, e.cfg.RetryMax)
 			continue
@@ -344,27 +415,47 @@ func (e *engine) read(ctx context.Context, jobs chan<- *job) error {
 	}
 }
 
-// process runs one batch through every step on a worker.
+// process runs one batch through the stateless steps on a worker.
 func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
 	cur := j.batch
+	if len(cur.Unreadable) > 0 {
+		errs := &record.Batch{Source: cur.Source}
+		for _, u := range cur.Unreadable {
+			e.m.Unreadable.Add(1)
+			r := &record.Record{Pos: u.Pos}
+			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, cur.Source, r, "input", u.Reason), Pos: u.Pos})
+		}
+		j.dests = append(j.dests, dest{out: 1, b: errs})
+		if cur.Len() == 0 {
+			return
+		}
+	}
+	j.dests = e.runSteps(ctx, ws, 0, cur, j.dests)
+	if e.keyed != nil {
+		for i := range j.dests {
+			if j.dests[i].out == 0 {
+				j.dests[i].out = toKeyed
+			}
+		}
+	}
+}
+
+// runSteps runs cur through ws, the workers of the steps from index base
+// on, and appends the dests of the results: the main output (out 0), the
+// error output (out 1) and the ports.
+func (e *engine) runSteps(ctx context.Context, ws []StepWorker, base int, cur *record.Batch, dests []dest) []dest {
 	var errs *record.Batch
 	fail := func(src *record.Batch, r *record.Record, step, reason string) {
 		if errs == nil {
-			errs = &record.Batch{Source: j.batch.Source}
+			errs = &record.Batch{Source: cur.Source}
 		}
 		line := errorLine(nil, src.Source, r, step, reason)
 		errs.Records = append(errs.Records, record.Record{Value: line, Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
 	}
-	for _, u := range cur.Unreadable {
-		e.m.Unreadable.Add(1)
-		fail(cur, &record.Record{Pos: u.Pos}, "input", u.Reason)
-	}
-	steps := ws
-	if cur.Len() == 0 {
-		steps = nil // only unreadable messages
-	}
-	for si, w := range steps {
-		st := e.cfg.Steps[si]
+	steps := e.cfg.allSteps()
+	for wi, w := range ws {
+		si := base + wi
+		st := steps[si]
 		sm := &e.m.Steps[si]
 		sm.In.Add(int64(cur.Len()))
 		res, err := w.Process(ctx, cur)
@@ -396,7 +487,7 @@ func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
 				continue
 			}
 			sm.Routed.Add(int64(pb.Len()))
-			j.dests = append(j.dests, dest{out: oi, b: pb})
+			dests = append(dests, dest{out: oi, b: pb})
 		}
 		cur = &res.Ports[0]
 		sm.Out.Add(int64(cur.Len()))
@@ -405,42 +496,91 @@ func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
 		}
 	}
 	if cur != nil && cur.Len() > 0 {
-		j.dests = append(j.dests, dest{out: 0, b: cur})
+		dests = append(dests, dest{out: 0, b: cur})
 	}
 	if errs != nil {
-		j.dests = append(j.dests, dest{out: 1, b: errs})
+		dests = append(dests, dest{out: 1, b: errs})
 	}
+	return dests
 }
 
-// sequence restores input order and dispatches results to the writers.
+// sequence restores input order and dispatches results to the writers (and
+// the keyed stage). With a keyed stage and an idle timeout it also
+// recomputes the watermark every Keyed.Tick without data.
 func (e *engine) sequence(done <-chan *job) {
 	pending := map[uint64]*job{}
 	next := uint64(0)
-	for j := range done {
-		pending[j.seq] = j
-		for {
-			j, ok := pending[next]
+	var tick <-chan time.Time
+	if e.keyed != nil && e.cfg.Keyed.IdleTimeout > 0 {
+		t := time.NewTicker(e.cfg.Keyed.Tick)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case j, ok := <-done:
 			if !ok {
-				break
+				return
 			}
-			delete(pending, next)
-			next++
-			e.dispatch(j)
+			pending[j.seq] = j
+			for {
+				j, ok := pending[next]
+				if !ok {
+					break
+				}
+				delete(pending, next)
+				next++
+				e.dispatch(j)
+			}
+		case <-tick:
+			if e.keyed.advance() {
+				e.keyed.broadcast(nil)
+			}
 		}
 	}
 }
 
 func (e *engine) dispatch(j *job) {
-	if len(j.dests) == 0 { // everything dropped
+	var subs []*record.Batch
+	for i := 0; i < len(j.dests); i++ {
+		if j.dests[i].out == toKeyed {
+			b := j.dests[i].b
+			j.dests = append(j.dests[:i], j.dests[i+1:]...)
+			subs = e.dispatchKeyed(j, b)
+			break
+		}
+	}
+	nsubs := 0
+	for _, s := range subs {
+		if s != nil {
+			nsubs++
+		}
+	}
+	if len(j.dests) == 0 && nsubs == 0 { // everything dropped
 		if err := j.ack(context.Background(), nil); err != nil {
 			e.ackFailed(err)
 		}
 		<-e.slots
+	} else {
+		t := &tracker{pending: len(j.dests) + nsubs, ack: j.ack, release: func() { <-e.slots }, onAckErr: e.ackFailed}
+		for _, d := range j.dests {
+			e.chans[d.out] <- write{b: d.b, t: t}
+		}
+		if e.keyed != nil {
+			moved := e.keyed.advance()
+			for i, s := range subs {
+				if s != nil {
+					e.keyed.chans[i] <- keyedMsg{b: s, wm: e.keyed.wm, t: t}
+				}
+			}
+			if moved {
+				e.keyed.broadcast(subs)
+			}
+		}
 		return
 	}
-	t := &tracker{pending: len(j.dests), ack: j.ack, release: func() { <-e.slots }, onAckErr: e.ackFailed}
-	for _, d := range j.dests {
-		e.chans[d.out] <- write{b: d.b, t: t}
+	if e.keyed != nil && e.keyed.advance() {
+		e.keyed.broadcast(nil)
 	}
 }
 

@@ -48,15 +48,15 @@ type Metrics struct {
 // NewMetrics makes an empty set.
 func NewMetrics() *Metrics { return &Metrics{} }
 
-func (m *Metrics) init(cfg Config) {
+func (m *Metrics) init(steps []namedStep, output, errorOutput string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.started = time.Now()
-	m.Steps = make([]StepCounters, len(cfg.Steps))
-	for i, s := range cfg.Steps {
+	m.Steps = make([]StepCounters, len(steps))
+	for i, s := range steps {
 		m.Steps[i].Name = s.Name()
 	}
-	m.Outputs = []*OutputCounters{{Name: cfg.Output.Name}, {Name: cfg.ErrorOutput.Name}}
+	m.Outputs = []*OutputCounters{{Name: output}, {Name: errorOutput}}
 	if m.Outputs[0].Name == "" {
 		m.Outputs[0].Name = "output"
 	}

@@ -32,6 +32,27 @@ func (m *Moments) Add(x float64) {
 	m.addSum(x)
 }
 
+// addMinMax folds x into the count, sum, min and max only (no mean or M2).
+func (m *Moments) addMinMax(x float64) {
+	if m.N == 0 {
+		m.Min, m.Max = x, x
+	} else {
+		m.Min = math.Min(m.Min, x)
+		m.Max = math.Max(m.Max, x)
+	}
+	m.N++
+	m.addSum(x)
+}
+
+// Avg is the mean from the compensated sum (for accumulators kept without
+// NeedMoments); NaN when empty.
+func (m *Moments) Avg() float64 {
+	if m.N == 0 {
+		return math.NaN()
+	}
+	return m.Total() / float64(m.N)
+}
+
 func (m *Moments) addSum(x float64) {
 	t := m.Sum + x
 	if math.Abs(m.Sum) >= math.Abs(x) {

@@ -4,8 +4,9 @@ import (
 	"container/heap"
 )
 
-// Operator is a keyed event-time window operator for tumbling and sliding
-// windows over one numeric field, following semantics.md:
+// Operator is a keyed event-time window operator for aligned windows
+// (tumbling and sliding: every key has the same window bounds), following
+// semantics.md:
 //
 //   - a window [s, e) fires once the watermark reaches e - 1, with its full
 //     result (Update false);
@@ -13,41 +14,73 @@ import (
 //     e - 1 + L; a record arriving in that time is added and the window
 //     fires again at once with its full, updated result (Update true);
 //   - a record is late data only when every window it belongs to is past
-//     cleanup and its own time + L <= W; it is then reported, not added;
+//     cleanup (then also its time + L <= W, since time <= e - 1); it is
+//     reported, not added;
 //   - windows exist only once a record falls into them.
 //
-// State is a Moments per (key, window). One worker owns an Operator (it is
-// not safe for concurrent use); the engine routes each key to one worker by
-// key group. Issue "windowing" wires it into pipelines.
+// State is kept per key: the key's open windows, each with a record count
+// and, per numeric field, a Moments (and a FirstLast when asked). Firing is
+// indexed by window end, which all keys share: a heap of distinct ends and,
+// per end, the keys with a window ending there, in the order those windows
+// opened. So firing costs no per-window timer, and the order of results is
+// fixed by the order of the input.
+//
+// One worker owns an Operator (it is not safe for concurrent use); the
+// engine routes each key to one worker by key group.
 type Operator struct {
 	// Assign appends the windows of event time ts to dst.
 	Assign func(dst []Window, ts int64) []Window
 	// Lateness is the allowed lateness L in milliseconds (>= 0).
 	Lateness int64
+	// Fields is the number of numeric fields each record carries.
+	Fields int
+	// Need says which parts of the accumulators to keep.
+	Need Need
 
-	state   map[wkey]*winState
-	fires   timerHeap // by e - 1
-	cleans  timerHeap // by e - 1 + L
+	keys    map[string]*keyState
+	ends    int64Heap // distinct ends with unfired windows
+	byEnd   map[int64][]*keyState
+	cleans  int64Heap // distinct ends of fired windows awaiting cleanup
+	byClean map[int64][]*keyState
 	wm      int64
 	started bool
 	buf     []Window
+	free    []*keyState
+	open    int
+	res     Result
 }
 
-type wkey struct {
-	key string
-	w   Window
+// Need selects the accumulator parts an operator keeps per field.
+type Need uint8
+
+// Parts of the accumulators. Count and the compensated sum are always kept.
+const (
+	NeedMinMax    Need = 1 << iota // Min and Max
+	NeedMoments                    // Welford mean and M2 (mean, variance, std)
+	NeedFirstLast                  // FirstLast per field
+)
+
+type keyState struct {
+	key  string
+	wins []winMeta
+	m    []Moments   // len(wins) × Fields
+	fl   []FirstLast // len(wins) × Fields, with NeedFirstLast
 }
 
-type winState struct {
-	m     Moments
+type winMeta struct {
+	w     Window
+	n     int64
 	fired bool
 }
 
-// Result is one firing of one window.
+// Result is one firing of one window. M and FL (per field) are valid only
+// until the emit function returns.
 type Result struct {
 	Key    string
 	Window Window
-	M      Moments
+	N      int64 // records in the window
+	M      []Moments
+	FL     []FirstLast
 	Update bool // a late firing of a window that had fired before
 }
 
@@ -57,14 +90,16 @@ type Outcome int
 // Outcomes of Add.
 const (
 	Added    Outcome = iota // added to at least one window
-	Late                    // late data: every window past cleanup (then also ts + L <= W, since ts <= e - 1)
+	Late                    // late data: every window past cleanup
 	NoWindow                // belongs to no window (sliding, slide > size): counted by the caller
 )
 
 func (o *Operator) init() {
 	if !o.started {
 		o.started = true
-		o.state = map[wkey]*winState{}
+		o.keys = map[string]*keyState{}
+		o.byEnd = map[int64][]*keyState{}
+		o.byClean = map[int64][]*keyState{}
 		o.wm = NoWatermark
 	}
 }
@@ -72,31 +107,34 @@ func (o *Operator) init() {
 // Watermark is the watermark the operator last advanced to.
 func (o *Operator) Watermark() int64 { o.init(); return o.wm }
 
-// Add folds the value v of key at event time ts into its windows. Windows
-// that had already fired fire again: their updated results go to emit.
-func (o *Operator) Add(key string, ts int64, v float64, emit func(Result)) Outcome {
+// Add folds a record of key at event time ts into its windows: vals holds
+// its numeric fields, and bit i of present says whether field i has a
+// value (a missing or null field is left out of that field's aggregates,
+// as SQL does). Windows that had already fired fire again: their updated
+// results go to emit.
+func (o *Operator) Add(key []byte, ts int64, vals []float64, present uint64, emit func(*Result)) Outcome {
 	o.init()
 	o.buf = o.Assign(o.buf[:0], ts)
 	if len(o.buf) == 0 {
 		return NoWindow
 	}
+	ks := o.keys[string(key)]
 	added := false
 	for _, w := range o.buf {
 		if o.wm != NoWatermark && w.End-1+o.Lateness <= o.wm {
 			continue // past cleanup
 		}
-		k := wkey{key, w}
-		st, ok := o.state[k]
-		if !ok {
-			st = &winState{}
-			o.state[k] = st
-			heap.Push(&o.fires, timer{at: w.End - 1, k: k})
-			heap.Push(&o.cleans, timer{at: w.End - 1 + o.Lateness, k: k})
+		if ks == nil {
+			ks = o.newKey(key)
 		}
-		st.m.Add(v)
+		i := ks.find(w.End)
+		if i < 0 {
+			i = o.openWindow(ks, w)
+		}
+		o.fold(ks, i, ts, vals, present)
 		added = true
-		if st.fired {
-			emit(Result{Key: key, Window: w, M: st.m, Update: true})
+		if ks.wins[i].fired {
+			emit(o.result(ks, i, true))
 		}
 	}
 	if added {
@@ -105,54 +143,162 @@ func (o *Operator) Add(key string, ts int64, v float64, emit func(Result)) Outco
 	return Late
 }
 
+func (o *Operator) newKey(key []byte) *keyState {
+	var ks *keyState
+	if n := len(o.free); n > 0 {
+		ks, o.free = o.free[n-1], o.free[:n-1]
+	} else {
+		ks = &keyState{}
+	}
+	ks.key = string(key)
+	o.keys[ks.key] = ks
+	return ks
+}
+
+// find returns the index of the key's window ending at end, or -1.
+func (ks *keyState) find(end int64) int {
+	for i := range ks.wins {
+		if ks.wins[i].w.End == end {
+			return i
+		}
+	}
+	return -1
+}
+
+func (o *Operator) openWindow(ks *keyState, w Window) int {
+	ks.wins = append(ks.wins, winMeta{w: w})
+	for range o.Fields {
+		ks.m = append(ks.m, Moments{})
+		if o.Need&NeedFirstLast != 0 {
+			ks.fl = append(ks.fl, FirstLast{})
+		}
+	}
+	l, ok := o.byEnd[w.End]
+	if !ok {
+		heap.Push(&o.ends, w.End)
+	}
+	o.byEnd[w.End] = append(l, ks)
+	o.open++
+	return len(ks.wins) - 1
+}
+
+func (o *Operator) fold(ks *keyState, i int, ts int64, vals []float64, present uint64) {
+	ks.wins[i].n++
+	if o.Fields == 0 {
+		return
+	}
+	ms := ks.m[i*o.Fields : (i+1)*o.Fields]
+	for f := range ms {
+		if present&(1<<f) == 0 {
+			continue
+		}
+		x := vals[f]
+		m := &ms[f]
+		switch {
+		case o.Need&NeedMoments != 0:
+			m.Add(x)
+		case o.Need&NeedMinMax != 0:
+			m.addMinMax(x)
+		default:
+			m.N++
+			m.addSum(x)
+		}
+		if o.Need&NeedFirstLast != 0 {
+			ks.fl[i*o.Fields+f].Add(ts, x)
+		}
+	}
+}
+
+func (o *Operator) result(ks *keyState, i int, update bool) *Result {
+	r := &o.res
+	r.Key, r.Window, r.N, r.Update = ks.key, ks.wins[i].w, ks.wins[i].n, update
+	r.M = ks.m[i*o.Fields : (i+1)*o.Fields]
+	r.FL = nil
+	if o.Need&NeedFirstLast != 0 {
+		r.FL = ks.fl[i*o.Fields : (i+1)*o.Fields]
+	}
+	return r
+}
+
+// remove drops window i of ks, and ks itself when it has no window left.
+func (o *Operator) remove(ks *keyState, i int) {
+	last := len(ks.wins) - 1
+	ks.wins[i] = ks.wins[last]
+	ks.wins = ks.wins[:last]
+	if f := o.Fields; f > 0 {
+		copy(ks.m[i*f:(i+1)*f], ks.m[last*f:])
+		ks.m = ks.m[:last*f]
+		if o.Need&NeedFirstLast != 0 {
+			copy(ks.fl[i*f:(i+1)*f], ks.fl[last*f:])
+			ks.fl = ks.fl[:last*f]
+		}
+	}
+	o.open--
+	if last == 0 {
+		delete(o.keys, ks.key)
+		ks.key = ""
+		o.free = append(o.free, ks)
+	}
+}
+
 // Advance moves the watermark to wm (never back) and emits the windows
-// that fire, in order of their end; then drops state past cleanup.
-func (o *Operator) Advance(wm int64, emit func(Result)) {
+// that fire, in order of their end (and, for one end, in the order the
+// windows opened); then drops state past cleanup.
+func (o *Operator) Advance(wm int64, emit func(*Result)) {
 	o.init()
 	if wm <= o.wm {
 		return
 	}
 	o.wm = wm
-	for o.fires.Len() > 0 && o.fires[0].at <= wm {
-		t := heap.Pop(&o.fires).(timer)
-		st, ok := o.state[t.k]
-		if !ok || st.fired {
-			continue
+	for o.ends.Len() > 0 && o.ends[0]-1 <= wm {
+		end := heap.Pop(&o.ends).(int64)
+		list := o.byEnd[end]
+		delete(o.byEnd, end)
+		for _, ks := range list {
+			i := ks.find(end)
+			if i < 0 || ks.wins[i].fired {
+				continue
+			}
+			ks.wins[i].fired = true
+			emit(o.result(ks, i, false))
+			if end-1+o.Lateness <= wm {
+				o.remove(ks, i)
+				continue
+			}
+			l, ok := o.byClean[end]
+			if !ok {
+				heap.Push(&o.cleans, end)
+			}
+			o.byClean[end] = append(l, ks)
 		}
-		st.fired = true
-		emit(Result{Key: t.k.key, Window: t.k.w, M: st.m})
+		clear(list)
 	}
-	for o.cleans.Len() > 0 && o.cleans[0].at <= wm {
-		t := heap.Pop(&o.cleans).(timer)
-		delete(o.state, t.k)
+	for o.cleans.Len() > 0 && o.cleans[0]-1+o.Lateness <= wm {
+		end := heap.Pop(&o.cleans).(int64)
+		list := o.byClean[end]
+		delete(o.byClean, end)
+		for _, ks := range list {
+			if i := ks.find(end); i >= 0 {
+				o.remove(ks, i)
+			}
+		}
 	}
 }
 
 // Open is the number of (key, window) states held.
-func (o *Operator) Open() int { return len(o.state) }
+func (o *Operator) Open() int { return o.open }
 
-type timer struct {
-	at int64
-	k  wkey
-}
+// Keys is the number of keys with at least one open window.
+func (o *Operator) Keys() int { return len(o.keys) }
 
-// timerHeap orders timers by time, then window start, then key, so firing
-// order is deterministic.
-type timerHeap []timer
+// int64Heap is a min-heap of window ends.
+type int64Heap []int64
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	if h[i].k.w.Start != h[j].k.w.Start {
-		return h[i].k.w.Start < h[j].k.w.Start
-	}
-	return h[i].k.key < h[j].k.key
-}
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
+func (h int64Heap) Len() int           { return len(h) }
+func (h int64Heap) Less(i, j int) bool { return h[i] < h[j] }
+func (h int64Heap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *int64Heap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *int64Heap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
 	*h = old[:len(old)-1]

@@ -37,23 +37,23 @@ func TestOperatorData(t *testing.T) {
 			t.Fatalf("line %d: result without a directive: %s", i+1, l)
 		}
 		var got []string
-		emit := func(r Result) {
+		emit := func(r *Result) {
 			kind := "fire"
 			if r.Update {
 				kind = "update"
 			}
-			got = append(got, fmt.Sprintf("  %s %s %v n=%d sum=%g", kind, r.Key, r.Window, r.M.N, r.M.Total()))
+			got = append(got, fmt.Sprintf("  %s %s %v n=%d sum=%g", kind, r.Key, r.Window, r.N, r.M[0].Total()))
 		}
 		f := strings.Fields(l)
 		switch f[0] {
 		case "tumbling":
 			tw := Tumbling{Size: num(f[1]), Offset: num(f[2])}
-			op = &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Lateness: num(f[4])}
+			op = &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Lateness: num(f[4]), Fields: 1}
 		case "sliding":
 			sw := Sliding{Size: num(f[1]), Slide: num(f[2])}
-			op = &Operator{Assign: sw.Assign, Lateness: num(f[4])}
+			op = &Operator{Assign: sw.Assign, Lateness: num(f[4]), Fields: 1}
 		case "add":
-			out := op.Add(f[1], num(f[2]), float64(num(f[3])), emit)
+			out := op.Add([]byte(f[1]), num(f[2]), []float64{float64(num(f[3]))}, 1, emit)
 			want := f[5]
 			gotOut := map[Outcome]string{Added: "added", Late: "late", NoWindow: "nowindow"}[out]
 			if gotOut != want {
@@ -82,18 +82,18 @@ func TestOperatorCleansUp(t *testing.T) {
 	op := &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }}
 	fired := 0
 	for ts := int64(0); ts < 100000; ts++ {
-		op.Add(fmt.Sprint(ts%100), ts, 1, func(Result) { fired++ })
+		op.Add([]byte(fmt.Sprint(ts%100)), ts, nil, 0, func(*Result) { fired++ })
 		if ts%50 == 0 {
-			op.Advance(ts-1, func(Result) { fired++ })
+			op.Advance(ts-1, func(*Result) { fired++ })
 		}
 	}
 	if op.Open() > 400 {
 		t.Fatalf("%d window states open; cleanup is not happening", op.Open())
 	}
-	op.Advance(EndOfTime, func(Result) { fired++ })
+	op.Advance(EndOfTime, func(*Result) { fired++ })
 	// 10 consecutive times have 10 different keys, so every record opens
 	// its own (key, window): 100,000 firings, none late.
-	if op.Open() != 0 || fired != 100000 {
+	if op.Open() != 0 || op.Keys() != 0 || fired != 100000 {
 		t.Fatalf("open %d, fired %d", op.Open(), fired)
 	}
 }

@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wsp-project/wsp/runtime/internal/window"
+	"github.com/wsp-project/wsp/runtime/plugin"
+	"github.com/wsp-project/wsp/runtime/record"
+)
+
+// # The keyed stage
+//
+//	sequencer ──route by key group──▶ keyed worker × N ──▶ writers
+//
+// A pipeline with a window has a keyed stage after its stateless steps
+// (Config.Steps). The sequencer, which sees input batches in input order,
+// does three things per batch for it:
+//
+//   - updates the watermark tracker with the batch's largest event time per
+//     input partition, and computes the watermark after the batch;
+//   - splits the batch by key group (window.KeyGroup) into one sub-batch
+//     per keyed worker; worker i owns the contiguous groups
+//     window.GroupRange(i, N, MaxParallelism);
+//   - sends each keyed worker its sub-batch (or, when it has none but the
+//     watermark moved, the watermark alone).
+//
+// A keyed worker (one goroutine per worker) owns a KeyedWorker (the window
+// operator and its state) and one instance of each step after the window.
+// For each message it adds the records under the watermark as it was before
+// the batch, then advances to the new watermark, which fires windows; the
+// results run through the steps after the window and go to the writers.
+//
+// Invariants:
+//   - Every key is owned by exactly one keyed worker, which sees its records
+//     in input order: per-key order holds and the state of a key is touched
+//     by one goroutine.
+//   - Every keyed worker sees the same sequence of watermarks, computed
+//     from the data in input order, so with the idle timeout off a run over
+//     the same data and batch boundaries gives the same results for any
+//     number of workers.
+//   - An input batch is acknowledged once its records are absorbed into
+//     window state (or written to the error or late output), not when the
+//     windows fire: until checkpoints exist, a crash loses open windows.
+//   - The end of a bounded input raises the watermark to the maximum, so
+//     every window fires before the writers close. A stop by signal does not
+//     fire open windows (their results would be partial).
+
+// Keyed configures the keyed stage. Zero values take the documented defaults.
+type Keyed struct {
+	Step KeyedStep
+	// Post are the steps after the keyed step; their ports are in
+	// Config.PortOutputs after those of Steps and of Step.
+	Post []Step
+	// OutOfOrder is the bounded out-of-orderness in milliseconds (>= 0).
+	OutOfOrder int64
+	// IdleTimeout lets an input partition without records for that long
+	// stop holding the watermark back; 0 (the default) never.
+	IdleTimeout time.Duration
+	// Tick is how often the watermark is recomputed without data (for the
+	// idle timeout). Default 200 ms.
+	Tick time.Duration
+	// MaxParallelism is the number of key groups. Default 128.
+	MaxParallelism int
+	// Now is the processing-time clock; tests inject one. Default time.Now.
+	Now func() time.Time
+}
+
+// KeyedStep is a stateful step over keyed, timestamped records.
+type KeyedStep interface {
+	Name() string
+	// Ports are named output ports (such as "late"), as for Step.
+	Ports() []string
+	NewWorker(ctx context.Context) (KeyedWorker, error)
+}
+
+// KeyedWorker is one keyed worker's share of a KeyedStep: the state of the
+// key groups the worker owns. It is used by one goroutine.
+type KeyedWorker interface {
+	// Add absorbs the records of b, each with a key and an event time.
+	// Results it emits at once (late firings) go to res.Ports[0], records
+	// for named ports to res.Ports[i], rejected records to res.Failed,
+	// records counted and dropped (late without a late output, or in no
+	// window) to res.Dropped.
+	Add(ctx context.Context, b *record.Batch, res *plugin.Result) error
+	// Advance moves the watermark to wm and puts what fires in res.Ports[0].
+	Advance(ctx context.Context, wm int64, res *plugin.Result) error
+	Close(ctx context.Context) error
+}
+
+func (k *Keyed) validate(workers int) error {
+	if k.MaxParallelism == 0 {
+		k.MaxParallelism = window.DefaultMaxParallelism
+	}
+	if err := window.ValidateParallelism(workers, k.MaxParallelism); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	if k.OutOfOrder < 0 {
+		return fmt.Errorf("engine: out-of-orderness %d ms is negative", k.OutOfOrder)
+	}
+	if k.Tick <= 0 {
+		k.Tick = 200 * time.Millisecond
+	}
+	if k.Now == nil {
+		k.Now = time.Now
+	}
+	return nil
+}
+
+// keyedMsg is one batch's share for one keyed worker.
+type keyedMsg struct {
+	b  *record.Batch // nil: a watermark only
+	wm int64         // the watermark after the batch
+	t  *tracker      // the input batch's tracker (nil with b == nil)
+}
+
+// keyedStage is the sequencer's side of the stage.
+type keyedStage struct {
+	cfg     *Keyed
+	wmt     window.Tracker
+	wm      int64
+	chans   []chan keyedMsg
+	base    int // index of the keyed step in Metrics.Steps and engine.ports
+	workers int
+}
+
+func newKeyedStage(cfg *Keyed, workers, base, depth int) *keyedStage {
+	k := &keyedStage{cfg: cfg, wm: window.NoWatermark, base: base, workers: workers}
+	k.wmt = window.Tracker{OutOfOrder: cfg.OutOfOrder, IdleTimeout: cfg.IdleTimeout, Now: cfg.Now}
+	for range workers {
+		k.chans = append(k.chans, make(chan keyedMsg, depth))
+	}
+	return k
+}
+
+// route splits b by owner and returns the sub-batches (nil for workers
+// without records) and the records that cannot enter the stage.
+func (k *keyedStage) route(b *record.Batch) (subs []*record.Batch, bad []*record.Record, reasons []string) {
+	subs = make([]*record.Batch, k.workers)
+	maxT := int64(window.NoWatermark)
+	anyTime := false
+	for i := range b.Records {
+		r := &b.Records[i]
+		if r.Flags&record.HasKey == 0 || r.Flags&record.HasTime == 0 {
+			bad = append(bad, r)
+			reasons = append(reasons, missingReason(r.Flags))
+			continue
+		}
+		if !anyTime || r.Time > maxT {
+			maxT, anyTime = r.Time, true
+		}
+		w := 0
+		if k.workers > 1 {
+			w = window.WorkerOf(window.KeyGroup(r.Key, k.cfg.MaxParallelism), k.cfg.MaxParallelism, k.workers)
+		}
+		s := subs[w]
+		if s == nil {
+			s = &record.Batch{Source: b.Source, Records: make([]record.Record, 0, len(b.Records)/k.workers+1)}
+			subs[w] = s
+		}
+		s.Records = append(s.Records, *r)
+	}
+	if anyTime {
+		k.wmt.Observe(b.Source.Partition, maxT)
+	}
+	return subs, bad, reasons
+}
+
+func missingReason(f record.Flags) string {
+	switch {
+	case f&record.HasKey == 0 && f&record.HasTime == 0:
+		return "the record has no key and no event time: add key and event_time steps before the window"
+	case f&record.HasKey == 0:
+		return "the record has no key: add a key step before the window"
+	default:
+		return "the record has no event time: add an event_time step before the window"
+	}
+}
+
+// advance recomputes the watermark; it returns true when it moved.
+func (k *keyedStage) advance() bool {
+	w := k.wmt.Watermark()
+	if w > k.wm {
+		k.wm = w
+		return true
+	}
+	return false
+}
+
+// broadcast sends the current watermark to every worker without a batch.
+func (k *keyedStage) broadcast(except []*record.Batch) {
+	for i, c := range k.chans {
+		if except != nil && except[i] != nil {
+			continue
+		}
+		c <- keyedMsg{wm: k.wm}
+	}
+}
+
+// finish sends the end-of-input watermark and closes the workers' queues.
+func (k *keyedStage) finish(ended bool) {
+	if ended {
+		k.wm = window.EndOfTime
+		k.broadcast(nil)
+	}
+	for _, c := range k.chans {
+		close(c)
+	}
+}
+
+// dispatchKeyed routes a job's main batch into the keyed stage. It returns
+// the number of keyed messages that carry the job's tracker, and adds a
+// dest for the records that cannot enter.
+func (e *engine) dispatchKeyed(j *job, b *record.Batch) []*record.Batch {
+	k := e.keyed
+	subs, bad, reasons := k.route(b)
+	if len(bad) > 0 {
+		errs := &record.Batch{Source: b.Source}
+		for i, r := range bad {
+			line := errorLine(nil, b.Source, r, e.cfg.Keyed.Step.Name(), reasons[i])
+			errs.Records = append(errs.Records, record.Record{Value: line, Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+		}
+		e.m.Steps[k.base].In.Add(int64(len(bad)))
+		e.m.Steps[k.base].Failed.Add(int64(len(bad)))
+		j.dests = append(j.dests, dest{out: 1, b: errs})
+	}
+	return subs
+}
+
+// keyedWorker is the goroutine of keyed worker i.
+func (e *engine) keyedWorker(ctx context.Context, i int, kw KeyedWorker, post []StepWorker) {
+	k := e.keyed
+	step := e.cfg.Keyed.Step
+	sm := &e.m.Steps[k.base]
+	noAck := func() *tracker {
+		return &tracker{pending: 0, ack: func(context.Context, error) error { return nil }, release: func() {}, onAckErr: e.ackFailed}
+	}
+	var wm int64 = window.NoWatermark
+	for msg := range k.chans[i] {
+		if msg.b != nil {
+			sm.In.Add(int64(msg.b.Len()))
+			res := newResult(len(step.Ports())+1, msg.b.Source)
+			var dests []dest
+			if err := kw.Add(ctx, msg.b, res); err != nil {
+				sm.Failed.Add(int64(msg.b.Len()))
+				errs := &record.Batch{Source: msg.b.Source}
+				for ri := range msg.b.Records {
+					r := &msg.b.Records[ri]
+					errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, msg.b.Source, r, step.Name(), err.Error()), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+				}
+				dests = append(dests, dest{out: 1, b: errs})
+			} else {
+				dests = e.keyedResults(ctx, msg.b, res, post, dests)
+			}
+			// The input batch's share is absorbed: pass what must still be
+			// written to the writers under its tracker, then release ours.
+			msg.t.add(len(dests))
+			for _, d := range dests {
+				e.chans[d.out] <- write{b: d.b, t: msg.t}
+			}
+			msg.t.done(nil)
+		}
+		if msg.wm > wm {
+			wm = msg.wm
+			res := newResult(len(step.Ports())+1, record.Source{Input: step.Name()})
+			if err := kw.Advance(ctx, wm, res); err != nil {
+				e.cfg.Logger.Error("window advance failed", "step", step.Name(), "error", err)
+				continue
+			}
+			dests := e.keyedResults(ctx, nil, res, post, nil)
+			if len(dests) > 0 {
+				t := noAck()
+				t.add(len(dests))
+				for _, d := range dests {
+					e.chans[d.out] <- write{b: d.b, t: t}
+				}
+			}
+		}
+	}
+}
+
+// keyedResults turns a keyed step's result into dests: failures (indexes
+// into in) to the error output, ports to their outputs, results through the
+// post steps.
+func (e *engine) keyedResults(ctx context.Context, in *record.Batch, res *plugin.Result, post []StepWorker, dests []dest) []dest {
+	k := e.keyed
+	sm := &e.m.Steps[k.base]
+	step := e.cfg.Keyed.Step
+	sm.Failed.Add(int64(len(res.Failed)))
+	sm.Dropped.Add(int64(res.Dropped))
+	if len(res.Failed) > 0 && in != nil {
+		errs := &record.Batch{Source: in.Source}
+		for _, f := range res.Failed {
+			r := &in.Records[f.Index]
+			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, in.Source, r, step.Name(), f.Reason), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+		}
+		dests = append(dests, dest{out: 1, b: errs})
+	}
+	for p := 1; p < len(res.Ports); p++ {
+		pb := &res.Ports[p]
+		if pb.Len() == 0 {
+			continue
+		}
+		oi := e.ports[k.base][p-1]
+		if oi < 0 {
+			sm.Dropped.Add(int64(pb.Len()))
+			continue
+		}
+		sm.Routed.Add(int64(pb.Len()))
+		dests = append(dests, dest{out: oi, b: pb})
+	}
+	out := &res.Ports[0]
+	sm.Out.Add(int64(out.Len()))
+	if out.Len() > 0 {
+		dests = e.runSteps(ctx, post, k.base+1, out, dests)
+	}
+	return dests
+}
+
+func newResult(ports int, src record.Source) *plugin.Result {
+	res := &plugin.Result{Ports: make([]record.Batch, ports)}
+	for i := range res.Ports {
+		res.Ports[i].Source = src
+	}
+	return res
+}
+
+// add registers n more writes under t; the caller holds one unit.
+func (t *tracker) add(n int) {
+	t.mu.Lock()
+	t.pending += n
+	t.mu.Unlock()
+}
+
+// keyedWorkers starts the keyed workers; wait returns when all have ended.
+func (e *engine) startKeyed(ctx context.Context, kws []KeyedWorker, posts [][]StepWorker) (wait func()) {
+	var wg sync.WaitGroup
+	for i := range kws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.keyedWorker(ctx, i, kws[i], posts[i])
+		}()
+	}
+	return wg.Wait
+}

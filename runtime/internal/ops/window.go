@@ -1,0 +1,342 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/wsp-project/wsp/runtime/internal/engine"
+	"github.com/wsp-project/wsp/runtime/internal/window"
+	"github.com/wsp-project/wsp/runtime/plugin"
+	"github.com/wsp-project/wsp/runtime/record"
+)
+
+// AggKind is a built-in aggregation.
+type AggKind int
+
+// The built-in aggregations. Variance and standard deviation come in the
+// population form (divide by n: the mean squared deviation) and the sample
+// form (divide by n - 1).
+const (
+	AggCount AggKind = iota
+	AggSum
+	AggMin
+	AggMax
+	AggMean
+	AggVarPop
+	AggVarSamp
+	AggStdPop
+	AggStdSamp
+	AggFirst
+	AggLast
+)
+
+var aggNames = map[string]AggKind{
+	"count": AggCount, "sum": AggSum, "min": AggMin, "max": AggMax, "mean": AggMean, "avg": AggMean,
+	"var_pop": AggVarPop, "variance": AggVarPop, "var_samp": AggVarSamp,
+	"stddev_pop": AggStdPop, "stddev": AggStdPop, "stddev_samp": AggStdSamp,
+	"first": AggFirst, "last": AggLast,
+}
+
+// Agg is one aggregate of a window: Name is its field in the result.
+type Agg struct {
+	Name  string
+	Kind  AggKind
+	Field string // "" for count()
+	field int    // index among the step's distinct fields
+}
+
+var aggRe = regexp.MustCompile(`^\s*([a-z_]+)\s*\(\s*([^()\s]*)\s*\)\s*$`)
+
+// ParseAgg reads an aggregate written as `kind(field)`, or `count()`.
+func ParseAgg(name, expr string) (Agg, error) {
+	m := aggRe.FindStringSubmatch(expr)
+	if m == nil {
+		return Agg{}, fmt.Errorf("aggregate %s: %q: want kind(field), e.g. mean(value), or count()", name, expr)
+	}
+	kind, ok := aggNames[m[1]]
+	if !ok {
+		return Agg{}, fmt.Errorf("aggregate %s: unknown kind %q (want count, sum, min, max, mean, var_pop, var_samp, stddev_pop, stddev_samp, first, last)", name, m[1])
+	}
+	a := Agg{Name: name, Kind: kind, Field: m[2]}
+	switch {
+	case kind == AggCount && a.Field != "":
+		return Agg{}, fmt.Errorf("aggregate %s: count() counts records and takes no field", name)
+	case kind != AggCount && a.Field == "":
+		return Agg{}, fmt.Errorf("aggregate %s: %s needs a field, e.g. %s(value)", name, m[1], m[1])
+	}
+	return a, nil
+}
+
+// WindowStep is a keyed event-time window with built-in aggregates: the
+// keyed step of the engine.
+type WindowStep struct {
+	StepName string
+	// Tumbling when Slide is 0, sliding otherwise; times in milliseconds.
+	Size, Slide, Offset int64
+	Lateness            int64
+	// KeyName is the result's field for the key (default "key").
+	KeyName string
+	Aggs    []Agg
+	// LateOutput is set when the `late` port has an output; otherwise late
+	// records are counted and dropped.
+	LateOutput bool
+
+	fields []string
+	need   window.Need
+	assign func(dst []window.Window, ts int64) []window.Window
+}
+
+// Validate checks the step and prepares it.
+func (s *WindowStep) Validate() error {
+	if s.KeyName == "" {
+		s.KeyName = "key"
+	}
+	if s.Lateness < 0 {
+		return fmt.Errorf("allowed_lateness is negative")
+	}
+	if s.Slide == 0 {
+		tw := window.Tumbling{Size: s.Size, Offset: s.Offset}
+		if err := tw.Validate(); err != nil {
+			return err
+		}
+		s.assign = func(dst []window.Window, ts int64) []window.Window { return append(dst, tw.Assign(ts)) }
+	} else {
+		sw := window.Sliding{Size: s.Size, Slide: s.Slide, Offset: s.Offset}
+		if err := sw.Validate(); err != nil {
+			return err
+		}
+		s.assign = sw.Assign
+	}
+	seen := map[string]bool{s.KeyName: true, "window_start": true, "window_end": true, "update": true}
+	idx := map[string]int{}
+	s.fields, s.need = nil, 0
+	for i := range s.Aggs {
+		a := &s.Aggs[i]
+		if a.Name == "count" && a.Kind == AggCount {
+			continue // the record count is always in the result
+		}
+		if seen[a.Name] || a.Name == "count" {
+			return fmt.Errorf("aggregate name %q is used twice or is reserved (%s, window_start, window_end, count, update)", a.Name, s.KeyName)
+		}
+		seen[a.Name] = true
+		if a.Kind == AggCount {
+			continue
+		}
+		fi, ok := idx[a.Field]
+		if !ok {
+			fi = len(s.fields)
+			idx[a.Field] = fi
+			s.fields = append(s.fields, a.Field)
+		}
+		a.field = fi
+		switch a.Kind {
+		case AggMin, AggMax:
+			s.need |= window.NeedMinMax
+		case AggVarPop, AggVarSamp, AggStdPop, AggStdSamp:
+			s.need |= window.NeedMoments
+		case AggFirst, AggLast:
+			s.need |= window.NeedFirstLast
+		}
+	}
+	if len(s.fields) > 64 {
+		return fmt.Errorf("%d fields aggregated; at most 64", len(s.fields))
+	}
+	return nil
+}
+
+func (s *WindowStep) Name() string { return s.StepName }
+
+// Ports is "late" when a late output is configured.
+func (s *WindowStep) Ports() []string {
+	if s.LateOutput {
+		return []string{"late"}
+	}
+	return nil
+}
+
+// NewWorker makes one keyed worker's operator.
+func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
+	w := &windowWorker{s: s, vals: make([]float64, len(s.fields))}
+	w.op = window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need}
+	if len(s.fields) > 0 {
+		fr, err := newFieldReader(s.fields)
+		if err != nil {
+			return nil, err
+		}
+		w.fr = fr
+	}
+	return w, nil
+}
+
+type windowWorker struct {
+	s    *WindowStep
+	op   window.Operator
+	fr   *fieldReader
+	vals []float64
+	out  *record.Batch // where emit writes
+}
+
+func (w *windowWorker) Close(context.Context) error { return nil }
+
+// Open is the number of (key, window) states held (for tests and metrics).
+func (w *windowWorker) Open() int { return w.op.Open() }
+
+func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Result) error {
+	w.out = &res.Ports[0]
+	for i := range b.Records {
+		r := &b.Records[i]
+		var present uint64
+		if w.fr != nil {
+			vals, ok := w.fr.read(r.Value)
+			if !ok {
+				res.Failed = append(res.Failed, plugin.Failure{Index: i, Reason: "window: the record is not a JSON object"})
+				continue
+			}
+			bad := ""
+			for f := range vals {
+				if x, ok := vals[f].number(); ok {
+					w.vals[f] = x
+					present |= 1 << f
+				} else if t := vals[f].tag; t > 1 { // neither missing nor null
+					bad = fmt.Sprintf("window: field %q is %s, not a number", w.s.fields[f], vals[f].kindName())
+					break
+				}
+			}
+			if bad != "" {
+				res.Failed = append(res.Failed, plugin.Failure{Index: i, Reason: bad})
+				continue
+			}
+		}
+		switch w.op.Add(r.Key, r.Time, w.vals, present, w.emit) {
+		case window.Late:
+			if w.s.LateOutput {
+				res.Ports[1].Records = append(res.Ports[1].Records, *r)
+			} else {
+				res.Dropped++
+			}
+		case window.NoWindow:
+			res.Dropped++
+		}
+	}
+	return nil
+}
+
+func (w *windowWorker) Advance(_ context.Context, wm int64, res *plugin.Result) error {
+	w.out = &res.Ports[0]
+	w.op.Advance(wm, w.emit)
+	return nil
+}
+
+// emit appends a window result as a JSON record.
+func (w *windowWorker) emit(r *window.Result) {
+	s := w.s
+	out := w.out
+	kstart := len(out.Arena)
+	b := append(out.Arena, r.Key...)
+	start := len(b)
+	b = append(b, '{', '"')
+	b = append(b, s.KeyName...)
+	b = append(b, '"', ':')
+	b = appendJSONString(b, r.Key)
+	b = append(b, `,"window_start":`...)
+	b = strconv.AppendInt(b, r.Window.Start, 10)
+	b = append(b, `,"window_end":`...)
+	b = strconv.AppendInt(b, r.Window.End, 10)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, r.N, 10)
+	for i := range s.Aggs {
+		a := &s.Aggs[i]
+		if a.Kind == AggCount && a.Name == "count" {
+			continue
+		}
+		b = append(b, ',', '"')
+		b = append(b, a.Name...)
+		b = append(b, '"', ':')
+		if a.Kind == AggCount {
+			b = strconv.AppendInt(b, r.N, 10)
+			continue
+		}
+		b = appendAgg(b, a, r, s.need)
+	}
+	b = append(b, `,"update":`...)
+	b = strconv.AppendBool(b, r.Update)
+	b = append(b, '}')
+	out.Arena = b
+	out.Records = append(out.Records, record.Record{
+		Key: b[kstart:start:start], Value: b[start:len(b):len(b)],
+		Time: r.Window.End - 1, Flags: record.HasKey | record.HasTime,
+	})
+}
+
+func appendAgg(b []byte, a *Agg, r *window.Result, need window.Need) []byte {
+	m := &r.M[a.field]
+	var x float64
+	switch a.Kind {
+	case AggSum:
+		if m.N == 0 {
+			return append(b, "null"...)
+		}
+		x = m.Total()
+	case AggMin:
+		x = nanIfEmpty(m.N, m.Min)
+	case AggMax:
+		x = nanIfEmpty(m.N, m.Max)
+	case AggMean:
+		if need&window.NeedMoments != 0 {
+			x = nanIfEmpty(m.N, m.Mean) // Welford's, kept anyway
+		} else {
+			x = m.Avg()
+		}
+	case AggVarPop:
+		x = m.VariancePop()
+	case AggVarSamp:
+		x = m.VarianceSample()
+	case AggStdPop:
+		x = m.StddevPop()
+	case AggStdSamp:
+		x = m.StddevSample()
+	case AggFirst, AggLast:
+		fl := &r.FL[a.field]
+		if !fl.Set {
+			return append(b, "null"...)
+		}
+		x = fl.First
+		if a.Kind == AggLast {
+			x = fl.Last
+		}
+	}
+	return appendFloat(b, x)
+}
+
+func nanIfEmpty(n int64, x float64) float64 {
+	if n == 0 {
+		return math.NaN()
+	}
+	return x
+}
+
+// appendFloat writes x as a JSON number, or null for NaN and infinities.
+func appendFloat(b []byte, x float64) []byte {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, x, 'g', -1, 64)
+}
+
+// appendJSONString writes s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
