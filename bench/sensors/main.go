@@ -135,7 +135,7 @@ func timed(cmd *exec.Cmd) (time.Duration, time.Duration, error) {
 
 func runWSP(root, bin, cache, input, out string, flags []string) (result, error) {
 	args := append([]string{"run", "--http-addr", "off", "--cache-dir", cache}, flags...)
-	args = append(args, filepath.Join(root, "examples/sensors/pipeline.yaml"))
+	args = append(args, filepath.Join(root, "examples/sensors/clean.yaml"))
 	cmd := exec.CommandContext(context.Background(), bin, args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SENSORS_INPUT="+input, "SENSORS_OUT="+out)

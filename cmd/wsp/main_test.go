@@ -113,7 +113,7 @@ func TestSensorExample(t *testing.T) {
 			if mode == "benthos" {
 				args = append(args, "--benthos-connectors")
 			}
-			args = append(args, repoPath("examples/sensors/pipeline.yaml"))
+			args = append(args, repoPath("examples/sensors/clean.yaml"))
 			code, _, stderr := runWSP(t, args...)
 			if code != 0 {
 				t.Fatalf("exit %d:\n%s", code, stderr)

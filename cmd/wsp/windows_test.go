@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/wsp-project/wsp/examples/sensors/gen/sensorgen"
+)
+
+// TestSensorWindows runs the full sensor example (clean, key, event time,
+// 5 s tumbling windows with count, mean and variance per sensor) and checks
+// every window against a direct computation over the natively cleaned
+// readings: counts equal, floats within 1e-9 relative.
+func TestSensorWindows(t *testing.T) {
+	n := 20000
+	if os.Getenv("WSP_TEST_LONG") != "" {
+		n = 1000000
+	}
+	dir := t.TempDir()
+	input := filepath.Join(dir, "readings.jsonl")
+	f, err := os.Create(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sensorgen.Write(f, n, 7); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	type acc struct{ vals []float64 }
+	type wkey struct {
+		id    string
+		start int64
+	}
+	want := map[wkey]*acc{}
+	for _, l := range expect(t, input).clean {
+		var r struct {
+			SensorID string  `json:"sensor_id"`
+			Value    float64 `json:"value"`
+			TS       int64   `json:"ts"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		k := wkey{r.SensorID, r.TS - ((r.TS%5000)+5000)%5000}
+		if want[k] == nil {
+			want[k] = &acc{}
+		}
+		want[k].vals = append(want[k].vals, r.Value)
+	}
+	for _, workers := range []string{"1", "2"} {
+		t.Run("workers="+workers, func(t *testing.T) {
+			out := filepath.Join(dir, "w"+workers)
+			t.Setenv("SENSORS_INPUT", input)
+			t.Setenv("SENSORS_OUT", out)
+			code, _, stderr := runWSP(t, "run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", workers,
+				"--batch-size", "333", repoPath("examples/sensors/pipeline.yaml"))
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, stderr)
+			}
+			got := readLines(t, filepath.Join(out, "windows.jsonl"))
+			if len(got) != len(want) {
+				t.Fatalf("%d windows, want %d\n%s", len(got), len(want), stderr)
+			}
+			seen := map[wkey]bool{}
+			for _, l := range got {
+				var w struct {
+					SensorID    string  `json:"sensor_id"`
+					WindowStart int64   `json:"window_start"`
+					WindowEnd   int64   `json:"window_end"`
+					Count       int     `json:"count"`
+					Mean        float64 `json:"mean"`
+					Variance    float64 `json:"variance"`
+					Update      bool    `json:"update"`
+				}
+				if err := json.Unmarshal([]byte(l), &w); err != nil {
+					t.Fatal(err)
+				}
+				k := wkey{w.SensorID, w.WindowStart}
+				a := want[k]
+				if a == nil || seen[k] || w.WindowEnd != w.WindowStart+5000 || w.Update {
+					t.Fatalf("unexpected or repeated window %s", l)
+				}
+				seen[k] = true
+				mean, ss := 0.0, 0.0
+				for _, v := range a.vals {
+					mean += v
+				}
+				mean /= float64(len(a.vals))
+				for _, v := range a.vals {
+					ss += (v - mean) * (v - mean)
+				}
+				variance := ss / float64(len(a.vals))
+				if w.Count != len(a.vals) || !close(w.Mean, mean) || !close(w.Variance, variance) {
+					t.Fatalf("window %s: want count %d mean %v variance %v", l, len(a.vals), mean, variance)
+				}
+			}
+		})
+	}
+}
+
+func close(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }

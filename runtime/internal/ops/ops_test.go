@@ -1,0 +1,313 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/wsp-project/wsp/runtime/internal/window"
+	"github.com/wsp-project/wsp/runtime/plugin"
+	"github.com/wsp-project/wsp/runtime/record"
+)
+
+func batchOf(vals ...string) *record.Batch {
+	b := &record.Batch{Source: record.Source{Input: "t"}}
+	for i, v := range vals {
+		b.Records = append(b.Records, record.Record{Value: []byte(v), Pos: int64(i + 1),
+			Meta: []record.KV{{Key: "ts", Value: []byte("1700000000123")}}})
+	}
+	return b
+}
+
+func TestKeyStep(t *testing.T) {
+	cases := []struct {
+		name string
+		src  Source
+		in   string
+		key  string // "" with a reason
+		fail string
+	}{
+		{"string field", Source{Field: "id"}, `{"id":"s-1","v":1}`, "s-1", ""},
+		{"nested field", Source{Field: "a.b"}, `{"a":{"b":"x"}}`, "x", ""},
+		{"int field", Source{Field: "id"}, `{"id":42}`, "42", ""},
+		{"float field", Source{Field: "id"}, `{"id":1.5}`, "1.5", ""},
+		{"bool field", Source{Field: "id"}, `{"id":true}`, "true", ""},
+		{"object field", Source{Field: "id"}, `{"id":{"x":1}}`, `{"x":1}`, ""},
+		{"escaped string", Source{Field: "id"}, `{"id":"a\"b"}`, `a"b`, ""},
+		{"missing", Source{Field: "id"}, `{"x":1}`, "", `key: field "id" is missing`},
+		{"null", Source{Field: "id"}, `{"id":null}`, "", `key: key field "id" is null`},
+		{"not json", Source{Field: "id"}, `nope`, "", "key: the record is not a JSON object"},
+		{"bloblang", Source{Bloblang: `this.id.uppercase()`}, `{"id":"ab"}`, "AB", ""},
+		{"bloblang number", Source{Bloblang: `this.n + 1`}, `{"n":1}`, "2", ""},
+		{"bloblang error", Source{Bloblang: `this.id.uppercase()`}, `{"x":1}`, "", "key: bloblang:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &KeyStep{StepName: "k", From: c.src}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			w, err := s.NewWorker(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := w.Process(context.Background(), batchOf(c.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.fail != "" {
+				if len(res.Failed) != 1 || !strings.HasPrefix(res.Failed[0].Reason, c.fail) || res.Ports[0].Len() != 0 {
+					t.Fatalf("want failure %q, got %+v", c.fail, res.Failed)
+				}
+				return
+			}
+			out := res.Ports[0].Records
+			if len(out) != 1 || string(out[0].Key) != c.key || out[0].Flags&record.HasKey == 0 || string(out[0].Value) != c.in {
+				t.Fatalf("got %+v, failures %+v", out, res.Failed)
+			}
+		})
+	}
+}
+
+func TestTimeStep(t *testing.T) {
+	cases := []struct {
+		name   string
+		src    Source
+		format TimeFormat
+		in     string
+		want   int64
+		fail   string
+	}{
+		{"epoch ms", Source{Field: "ts"}, "", `{"ts":1700000000123}`, 1700000000123, ""},
+		{"negative ms", Source{Field: "ts"}, TimeEpochMs, `{"ts":-15}`, -15, ""},
+		{"epoch s", Source{Field: "ts"}, TimeEpochS, `{"ts":1700000000}`, 1700000000000, ""},
+		{"epoch s fraction", Source{Field: "ts"}, TimeEpochS, `{"ts":1.0015}`, 1001, ""},
+		{"float ms floors", Source{Field: "ts"}, "", `{"ts":-1.5}`, -2, ""},
+		{"rfc3339", Source{Field: "ts"}, "", `{"ts":"2023-11-14T22:13:20.123Z"}`, 1700000000123, ""},
+		{"rfc3339 offset", Source{Field: "ts"}, TimeRFC3339, `{"ts":"2023-11-14T23:13:20+01:00"}`, 1700000000000, ""},
+		{"before 1970", Source{Field: "ts"}, "", `{"ts":"1969-12-31T23:59:59Z"}`, -1000, ""},
+		{"metadata", Source{Metadata: "ts"}, "", `{}`, 1700000000123, ""},
+		{"bloblang", Source{Bloblang: `this.t * 1000`}, "", `{"t":5}`, 5000, ""},
+		{"bloblang timestamp", Source{Bloblang: `this.t.ts_parse("2006-01-02")`}, "", `{"t":"1970-01-02"}`, 86400000, ""},
+		{"missing", Source{Field: "ts"}, "", `{"x":1}`, 0, `event time: field "ts" is missing`},
+		{"not a time", Source{Field: "ts"}, "", `{"ts":"yesterday"}`, 0, `event time: field "ts" = "yesterday" is not an RFC 3339 time`},
+		{"string for epoch", Source{Field: "ts"}, TimeEpochMs, `{"ts":"1"}`, 0, "event time: field \"ts\" is a string, the format is epoch_ms"},
+		{"number for rfc3339", Source{Field: "ts"}, TimeRFC3339, `{"ts":1}`, 0, "event time: field \"ts\" is a number, the format is rfc3339"},
+		{"bool", Source{Field: "ts"}, "", `{"ts":true}`, 0, "event time: field \"ts\" is a boolean, not a time"},
+		{"overflow", Source{Field: "ts"}, TimeEpochS, `{"ts":1e300}`, 0, "event time: field \"ts\" = 1e+303 is out of range"},
+		{"missing metadata", Source{Metadata: "kafka_ts"}, "", `{}`, 0, `event time: metadata "kafka_ts" is missing`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &TimeStep{StepName: "t", From: c.src, Format: c.format}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			w, err := s.NewWorker(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := w.Process(context.Background(), batchOf(c.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.fail != "" {
+				if len(res.Failed) != 1 || res.Failed[0].Reason != c.fail {
+					t.Fatalf("want failure %q, got %+v", c.fail, res.Failed)
+				}
+				return
+			}
+			out := res.Ports[0].Records
+			if len(out) != 1 || out[0].Time != c.want || out[0].Flags&record.HasTime == 0 {
+				t.Fatalf("got %+v, failures %+v", out, res.Failed)
+			}
+		})
+	}
+}
+
+func TestSourceValidation(t *testing.T) {
+	for _, c := range []struct {
+		s    Source
+		meta bool
+	}{{Source{}, true}, {Source{Field: "a", Bloblang: "this"}, true}, {Source{Metadata: "m"}, false}, {Source{Bloblang: "this.("}, true}} {
+		if err := validSource(c.s, c.meta); err == nil {
+			t.Errorf("%+v accepted", c.s)
+		}
+	}
+	if err := (&TimeStep{From: Source{Field: "a"}, Format: "iso"}).Validate(); err == nil {
+		t.Error("format iso accepted")
+	}
+}
+
+func TestParseAgg(t *testing.T) {
+	good := map[string]Agg{
+		"count()":          {Name: "x", Kind: AggCount},
+		"mean(value)":      {Name: "x", Kind: AggMean, Field: "value"},
+		" var_pop( a.b ) ": {Name: "x", Kind: AggVarPop, Field: "a.b"},
+		"stddev_samp(v)":   {Name: "x", Kind: AggStdSamp, Field: "v"},
+	}
+	for expr, want := range good {
+		got, err := ParseAgg("x", expr)
+		if err != nil || got != want {
+			t.Errorf("%q: %+v, %v", expr, got, err)
+		}
+	}
+	for _, expr := range []string{"count(v)", "mean()", "median(v)", "mean", "mean(a)(b)"} {
+		if _, err := ParseAgg("x", expr); err == nil {
+			t.Errorf("%q accepted", expr)
+		}
+	}
+}
+
+// windowRun feeds records (key, time, JSON value) to a window worker and
+// advances to the end; it returns the decoded results and the Add result.
+func windowRun(t *testing.T, s *WindowStep, recs []record.Record, wm int64) ([]map[string]any, *plugin.Result) {
+	t.Helper()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	kw, err := s.NewWorker(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &plugin.Result{Ports: make([]record.Batch, len(s.Ports())+1)}
+	if err := kw.Add(context.Background(), &record.Batch{Records: recs}, res); err != nil {
+		t.Fatal(err)
+	}
+	fired := &plugin.Result{Ports: make([]record.Batch, 1)}
+	if err := kw.Advance(context.Background(), wm, fired); err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, r := range append(res.Ports[0].Records, fired.Ports[0].Records...) {
+		var m map[string]any
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Fatalf("result %q: %v", r.Value, err)
+		}
+		if want := int64(m["window_end"].(float64)) - 1; r.Time != want || string(r.Key) != m["id"] {
+			t.Fatalf("result record time %d key %q for %s", r.Time, r.Key, r.Value)
+		}
+		out = append(out, m)
+	}
+	return out, res
+}
+
+func rec(key string, ts int64, v string) record.Record {
+	return record.Record{Key: []byte(key), Time: ts, Value: []byte(v), Flags: record.HasKey | record.HasTime}
+}
+
+func TestWindowAggregates(t *testing.T) {
+	s := &WindowStep{StepName: "w", Size: 10, KeyName: "id"}
+	for _, a := range [][2]string{{"count", "count()"}, {"n", "count()"}, {"sum", "sum(v)"}, {"min", "min(v)"}, {"max", "max(v)"},
+		{"mean", "mean(v)"}, {"var", "var_pop(v)"}, {"svar", "var_samp(v)"}, {"std", "stddev_pop(v)"}, {"sstd", "stddev_samp(v)"},
+		{"first", "first(v)"}, {"last", "last(v)"}, {"wmean", "mean(w)"}} {
+		agg, err := ParseAgg(a[0], a[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Aggs = append(s.Aggs, agg)
+	}
+	recs := []record.Record{
+		rec("a", 5, `{"v":2,"w":1}`), rec("a", 1, `{"v":4}`), rec("a", 9, `{"v":6,"w":null}`),
+		rec("b", 3, `{"v":1.5}`),
+		rec("a", 12, `{"v":"x"}`), // a string: error output
+		rec("a", 13, `not json`),
+	}
+	out, res := windowRun(t, s, recs, window.EndOfTime)
+	if len(res.Failed) != 2 || res.Failed[0].Reason != `window: field "v" is a string, not a number` ||
+		res.Failed[1].Reason != "window: the record is not a JSON object" {
+		t.Fatalf("failures %+v", res.Failed)
+	}
+	if len(out) != 2 {
+		t.Fatalf("results %v", out)
+	}
+	a := out[0]
+	want := map[string]any{"id": "a", "window_start": 0.0, "window_end": 10.0, "count": 3.0, "n": 3.0, "sum": 12.0, "min": 2.0, "max": 6.0,
+		"mean": 4.0, "var": 8.0 / 3, "svar": 4.0, "std": math.Sqrt(8.0 / 3), "sstd": 2.0, "first": 4.0, "last": 6.0, "wmean": 1.0, "update": false}
+	for k, v := range want {
+		got, ok := a[k]
+		if !ok {
+			t.Errorf("a: no %s", k)
+			continue
+		}
+		if f, isF := v.(float64); isF {
+			if g, _ := got.(float64); math.Abs(g-f) > 1e-12 {
+				t.Errorf("a.%s = %v, want %v", k, got, v)
+			}
+		} else if got != v {
+			t.Errorf("a.%s = %v, want %v", k, got, v)
+		}
+	}
+	if len(a) != len(want) {
+		t.Errorf("a has %d fields, want %d: %v", len(a), len(want), a)
+	}
+	// One value: the sample variance is undefined (null); no w at all: null.
+	b := out[1]
+	if b["svar"] != nil || b["sstd"] != nil || b["wmean"] != nil || b["var"] != 0.0 {
+		t.Errorf("b: %v", b)
+	}
+}
+
+func TestWindowLateAndNoWindow(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		s := &WindowStep{StepName: "w", Size: 10, Slide: 20, KeyName: "id", LateOutput: late}
+		kw := mustWorker(t, s)
+		res := &plugin.Result{Ports: make([]record.Batch, len(s.Ports())+1)}
+		ctx := context.Background()
+		_ = kw.Add(ctx, &record.Batch{Records: []record.Record{rec("a", 5, `{}`), rec("a", 15, `{}`)}}, res)
+		if res.Dropped != 1 { // 15 is in no window: slide 20 > size 10
+			t.Fatalf("dropped %d", res.Dropped)
+		}
+		_ = kw.Advance(ctx, 100, res)
+		res = &plugin.Result{Ports: make([]record.Batch, len(s.Ports())+1)}
+		_ = kw.Add(ctx, &record.Batch{Records: []record.Record{rec("a", 7, `{}`)}}, res)
+		switch {
+		case late && (len(res.Ports) != 2 || res.Ports[1].Len() != 1 || res.Dropped != 0):
+			t.Errorf("late output: ports %v dropped %d", res.Ports, res.Dropped)
+		case !late && res.Dropped != 1:
+			t.Errorf("no late output: dropped %d", res.Dropped)
+		}
+	}
+}
+
+func mustWorker(t *testing.T, s *WindowStep) interface {
+	Add(context.Context, *record.Batch, *plugin.Result) error
+	Advance(context.Context, int64, *plugin.Result) error
+} {
+	t.Helper()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	kw, err := s.NewWorker(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kw
+}
+
+func TestWindowValidate(t *testing.T) {
+	agg := func(n, e string) Agg { a, _ := ParseAgg(n, e); return a }
+	for _, s := range []*WindowStep{
+		{Size: 0},
+		{Size: 10, Offset: 10},
+		{Size: 10, Slide: -1},
+		{Size: 10, Lateness: -1},
+		{Size: 10, Aggs: []Agg{agg("m", "mean(v)"), agg("m", "sum(v)")}},
+		{Size: 10, Aggs: []Agg{agg("count", "sum(v)")}},
+		{Size: 10, KeyName: "id", Aggs: []Agg{agg("id", "sum(v)")}},
+	} {
+		if err := s.Validate(); err == nil {
+			t.Errorf("%+v accepted", s)
+		}
+	}
+}
+
+func TestJSONString(t *testing.T) {
+	for in, want := range map[string]string{"abc": `"abc"`, `a"b`: `"a\"b"`, "é": `"é"`, "\n": `"\n"`} {
+		if got := string(appendJSONString(nil, in)); got != want {
+			t.Errorf("%q: %s, want %s", in, got, want)
+		}
+	}
+}
