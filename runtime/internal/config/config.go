@@ -37,13 +37,13 @@ type Pipeline struct {
 
 // Step is one entry of `pipeline:`.
 type Step struct {
-	Name      string   // `name:`, default "<kind><n>" e.g. "wasm1"
-	Wasm      *Wasm    // a Wasm step (also a key or event_time step given by a module)
-	Key       *Extract // a key step read by the host
-	EventTime *Extract // an event_time step read by the host
-	Window    *Window  // a window step
-	Outputs map[string]map[string]any // port name -> Benthos output config
-	Line    int                       // line in the file, for errors
+	Name      string                    // `name:`, default "<kind><n>" e.g. "wasm1"
+	Wasm      *Wasm                     // a Wasm step (also a key or event_time step given by a module)
+	Key       *Extract                  // a key step read by the host
+	EventTime *Extract                  // an event_time step read by the host
+	Window    *Window                   // a window step
+	Outputs   map[string]map[string]any // port name -> Benthos output config
+	Line      int                       // line in the file, for errors
 }
 
 // Wasm configures a Wasm step.
