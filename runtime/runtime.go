@@ -375,8 +375,11 @@ func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
 		Lateness: w.Lateness.Milliseconds(),
 		KeyName:  w.KeyName,
 	}
-	if w.Type == "sliding" {
+	switch w.Type {
+	case "sliding":
 		ws.Slide = w.Slide.Milliseconds()
+	case "session":
+		ws.Gap = w.Gap.Milliseconds()
 	}
 	if ws.KeyName == "" {
 		ws.KeyName = keyName

@@ -69,8 +69,9 @@ type Extract struct {
 
 // Window configures a window step. Durations are whole milliseconds.
 type Window struct {
-	Type                string // tumbling or sliding
+	Type                string // tumbling, sliding or session
 	Size, Slide, Offset time.Duration
+	Gap                 time.Duration // session
 	OutOfOrder          time.Duration // watermark.out_of_orderness
 	IdleTimeout         time.Duration // watermark.idle_timeout; 0 = never
 	Lateness            time.Duration // allowed_lateness
@@ -423,8 +424,15 @@ func windowConf(n *yaml.Node) (*Window, error) {
 				set["slide"] = &w.Slide
 			}
 			err = fields(v, "window."+k.Value, set)
-		case "session", "global", "processing_time":
-			err = errors.New("not implemented yet in this version (tumbling and sliding are)")
+		case "session":
+			if w.Type != "" {
+				err = fmt.Errorf("the window type is already %s", w.Type)
+				break
+			}
+			w.Type = k.Value
+			err = fields(v, "window.session", map[string]*time.Duration{"gap": &w.Gap})
+		case "global", "processing_time":
+			err = errors.New("not implemented yet in this version (tumbling, sliding and session are)")
 		case "watermark":
 			err = fields(v, "window.watermark", map[string]*time.Duration{"out_of_orderness": &w.OutOfOrder, "idle_timeout": &w.IdleTimeout})
 		case "allowed_lateness":
@@ -442,14 +450,20 @@ func windowConf(n *yaml.Node) (*Window, error) {
 				w.Aggregates = append(w.Aggregates, NamedAgg{Name: v.Content[a].Value, Expr: v.Content[a+1].Value, Line: v.Content[a].Line})
 			}
 		default:
-			err = errors.New("unknown field (want tumbling, sliding, watermark, allowed_lateness, key_name, max_parallelism, aggregates)")
+			err = errors.New("unknown field (want tumbling, sliding, session, watermark, allowed_lateness, key_name, max_parallelism, aggregates)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d: window.%s: %w", k.Line, k.Value, err)
 		}
 	}
 	if w.Type == "" {
-		return nil, fmt.Errorf("line %d: window: set a window type (tumbling or sliding)", n.Line)
+		return nil, fmt.Errorf("line %d: window: set a window type (tumbling, sliding or session)", n.Line)
+	}
+	if w.Type == "session" {
+		if w.Gap <= 0 {
+			return nil, fmt.Errorf("line %d: window.session.gap must be positive", n.Line)
+		}
+		return w, nil
 	}
 	if w.Size <= 0 {
 		return nil, fmt.Errorf("line %d: window.%s.size must be positive", n.Line, w.Type)

@@ -161,6 +161,7 @@ func TestWindowPropertyWorkersAndBatches(t *testing.T) {
 	for _, win := range []*WindowStep{
 		{StepName: "tumbling", Size: 1000, Offset: 250, KeyName: "id", Aggs: windowAggs(t)},
 		{StepName: "sliding", Size: 1000, Slide: 300, KeyName: "id", Aggs: windowAggs(t)},
+		{StepName: "session", Gap: 150, KeyName: "id", Aggs: windowAggs(t)},
 	} {
 		t.Run(win.StepName, func(t *testing.T) {
 			var ref map[string]map[string]any
@@ -180,11 +181,7 @@ func TestWindowPropertyWorkersAndBatches(t *testing.T) {
 					for _, r := range got {
 						total += r["count"].(float64)
 					}
-					perRecord := 1.0
-					if win.Slide != 0 {
-						perRecord = 0 // checked below
-					}
-					if perRecord == 1 && total != float64(len(lines)) {
+					if win.Slide == 0 && total != float64(len(lines)) {
 						t.Fatalf("counts sum to %v, want %d", total, len(lines))
 					}
 					continue
@@ -193,8 +190,11 @@ func TestWindowPropertyWorkersAndBatches(t *testing.T) {
 					t.Fatalf("workers %d, batch %d, partitions %d differ from workers 1, batch 1000: %s", c.workers, c.bs, c.parts, d)
 				}
 			}
-			// Check a few windows against a direct computation.
-			checkDirect(t, lines, win, ref)
+			if win.Gap == 0 {
+				checkDirect(t, lines, win, ref) // every window, computed directly
+			} else {
+				checkSessions(t, lines, win.Gap, ref)
+			}
 		})
 	}
 }
@@ -282,5 +282,52 @@ func TestWindowRecordsWithoutKeyOrTime(t *testing.T) {
 	_ = json.Unmarshal([]byte(errs.vals[0]), &e)
 	if e.Step != "w" || e.Error != "the record has no key: add a key step before the window" {
 		t.Errorf("error record %+v", e)
+	}
+}
+
+// checkSessions recomputes the sessions directly: per key, records sorted
+// by time; a record within gap of the previous one (touching windows)
+// continues its session.
+func checkSessions(t *testing.T, lines [][]byte, gap int64, got map[string]map[string]any) {
+	type pt struct {
+		ts int64
+		v  float64
+	}
+	per := map[string][]pt{}
+	for _, l := range lines {
+		var r struct {
+			ID string
+			V  float64
+			TS int64
+		}
+		if err := json.Unmarshal(l, &r); err != nil {
+			t.Fatal(err)
+		}
+		per[r.ID] = append(per[r.ID], pt{r.TS, r.V})
+	}
+	n, merged := 0, 0
+	for id, ps := range per {
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].ts < ps[j].ts })
+		for i := 0; i < len(ps); {
+			j, sum := i+1, ps[i].v
+			for j < len(ps) && ps[j].ts <= ps[j-1].ts+gap {
+				sum += ps[j].v
+				j++
+			}
+			k := fmt.Sprint(id, "@", float64(ps[i].ts))
+			g := got[k]
+			if g == nil || g["count"].(float64) != float64(j-i) || g["window_end"].(float64) != float64(ps[j-1].ts+gap) ||
+				math.Abs(g["sum"].(float64)-sum) > 1e-9*math.Abs(sum) {
+				t.Fatalf("session %s: got %v, want %d records ending %d, sum %v", k, g, j-i, ps[j-1].ts+gap, sum)
+			}
+			if j-i > 1 {
+				merged++
+			}
+			n++
+			i = j
+		}
+	}
+	if n != len(got) || merged < 100 {
+		t.Fatalf("%d sessions directly (%d of several records), %d from the pipeline", n, merged, len(got))
 	}
 }

@@ -76,8 +76,9 @@ func ParseAgg(name, expr string) (Agg, error) {
 // keyed step of the engine.
 type WindowStep struct {
 	StepName string
-	// Tumbling when Slide is 0, sliding otherwise; times in milliseconds.
-	Size, Slide, Offset int64
+	// Session windows when Gap > 0; else tumbling when Slide is 0, sliding
+	// otherwise. Times in milliseconds.
+	Size, Slide, Offset, Gap int64
 	Lateness            int64
 	// KeyName is the result's field for the key (default "key").
 	KeyName string
@@ -99,13 +100,20 @@ func (s *WindowStep) Validate() error {
 	if s.Lateness < 0 {
 		return fmt.Errorf("allowed_lateness is negative")
 	}
-	if s.Slide == 0 {
+	switch {
+	case s.Gap > 0:
+		if s.Size != 0 || s.Slide != 0 || s.Offset != 0 {
+			return fmt.Errorf("a session window has a gap, not a size, slide or offset")
+		}
+	case s.Gap < 0:
+		return fmt.Errorf("session gap %d ms is negative", s.Gap)
+	case s.Slide == 0:
 		tw := window.Tumbling{Size: s.Size, Offset: s.Offset}
 		if err := tw.Validate(); err != nil {
 			return err
 		}
 		s.assign = func(dst []window.Window, ts int64) []window.Window { return append(dst, tw.Assign(ts)) }
-	} else {
+	default:
 		sw := window.Sliding{Size: s.Size, Slide: s.Slide, Offset: s.Offset}
 		if err := sw.Validate(); err != nil {
 			return err
@@ -162,7 +170,11 @@ func (s *WindowStep) Ports() []string {
 // NewWorker makes one keyed worker's operator.
 func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 	w := &windowWorker{s: s, vals: make([]float64, len(s.fields))}
-	w.op = window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need}
+	if s.Gap > 0 {
+		w.op = &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments}
+	} else {
+		w.op = &window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need}
+	}
 	if len(s.fields) > 0 {
 		fr, err := newFieldReader(s.fields)
 		if err != nil {
@@ -173,9 +185,16 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 	return w, nil
 }
 
+// windowOp is what the window operators share.
+type windowOp interface {
+	Add(key []byte, ts int64, vals []float64, present uint64, emit func(*window.Result)) window.Outcome
+	Advance(wm int64, emit func(*window.Result))
+	Open() int
+}
+
 type windowWorker struct {
 	s    *WindowStep
-	op   window.Operator
+	op   windowOp
 	fr   *fieldReader
 	vals []float64
 	out  *record.Batch // where emit writes

@@ -9,8 +9,21 @@ import (
 	"testing"
 )
 
+// op is what the window operators share.
+type op interface {
+	Add(key []byte, ts int64, vals []float64, present uint64, emit func(*Result)) Outcome
+	Advance(wm int64, emit func(*Result))
+	Open() int
+}
+
 func TestOperatorData(t *testing.T) {
-	f, err := os.Open("testdata/operator.txt")
+	for _, file := range []string{"testdata/operator.txt", "testdata/session_operator.txt"} {
+		t.Run(file, func(t *testing.T) { operatorData(t, file) })
+	}
+}
+
+func operatorData(t *testing.T, file string) {
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +33,7 @@ func TestOperatorData(t *testing.T) {
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	var op *Operator
+	var op op
 	num := func(s string) int64 {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -52,6 +65,12 @@ func TestOperatorData(t *testing.T) {
 		case "sliding":
 			sw := Sliding{Size: num(f[1]), Slide: num(f[2])}
 			op = &Operator{Assign: sw.Assign, Lateness: num(f[4]), Fields: 1}
+		case "session":
+			op = &SessionOperator{Gap: num(f[1]), Lateness: num(f[3]), Fields: 1, Need: NeedMoments}
+		case "open":
+			if got := op.Open(); got != int(num(f[1])) {
+				t.Errorf("line %d: %d open windows, want %s", i+1, got, f[1])
+			}
 		case "add":
 			out := op.Add([]byte(f[1]), num(f[2]), []float64{float64(num(f[3]))}, 1, emit)
 			want := f[5]
