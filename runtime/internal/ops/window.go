@@ -79,7 +79,7 @@ type WindowStep struct {
 	// Session windows when Gap > 0; else tumbling when Slide is 0, sliding
 	// otherwise. Times in milliseconds.
 	Size, Slide, Offset, Gap int64
-	Lateness            int64
+	Lateness                 int64
 	// KeyName is the result's field for the key (default "key").
 	KeyName string
 	Aggs    []Agg
