@@ -10,6 +10,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -56,7 +57,31 @@ type Options struct {
 	// HardStop, when done, abandons output retries during a graceful
 	// stop (their input batches are nacked). Default: never.
 	HardStop context.Context
+	// Input, when set, replaces the pipeline's input section: an
+	// application (or a benchmark) feeds batches itself. Default: the
+	// pipeline's input.
+	Input Input
+	// Output, when set, replaces the pipeline's output section: results
+	// are delivered to the application. Default: the pipeline's output.
+	Output Output
 }
+
+// Input is a source of record batches (see Options.Input). Read returns the
+// next batch and the function that acknowledges it, or ErrEndOfInput when a
+// bounded input is done. It is called from one goroutine.
+type Input = connect.Input
+
+// Output receives result batches (see Options.Output), from one goroutine,
+// in order; it returns nil once it has taken every record of the batch and
+// keeps no reference to the batch afterwards.
+type Output = connect.Output
+
+// AckFunc acknowledges a batch handed out by an Input (a nil error) or
+// reports that it could not be delivered.
+type AckFunc = connect.AckFunc
+
+// ErrEndOfInput is what an Input's Read returns at the end of a bounded input.
+var ErrEndOfInput = connect.ErrEndOfInput
 
 // Metrics are the live counters of a run.
 type Metrics = engine.Metrics
@@ -271,18 +296,31 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		}
 		cfg.PortOutputs = append(cfg.PortOutputs, ports)
 	}
-	in, err := connect.NewInput(ctx, c.Input, r.connOpts("input"))
-	if err != nil {
-		return cfg, fmt.Errorf("input: %w", err)
+	if o.Input != nil {
+		cfg.Input = o.Input
+	} else if c.Input == nil {
+		return cfg, errors.New("no input section")
+	} else {
+		in, err := connect.NewInput(ctx, c.Input, r.connOpts("input"))
+		if err != nil {
+			return cfg, fmt.Errorf("input: %w", err)
+		}
+		r.closers = append(r.closers, in.Close)
+		cfg.Input = in
 	}
-	r.closers = append(r.closers, in.Close)
-	cfg.Input = in
-	if cfg.Output, err = r.output(ctx, "output", c.Output); err != nil {
+	if o.Output != nil {
+		cfg.Output = engine.Output{Name: "output", Out: o.Output}
+	} else if c.Output == nil {
+		return cfg, errors.New("no output section")
+	} else if cfg.Output, err = r.output(ctx, "output", c.Output); err != nil {
 		return cfg, err
 	}
 	eo := c.ErrorOutput
 	if eo == nil {
 		eo = config.DefaultErrorOutput(c.Output)
+		if o.Output != nil {
+			eo = config.DefaultErrorOutput(nil)
+		}
 	}
 	if cfg.ErrorOutput, err = r.output(ctx, "error_output", eo); err != nil {
 		return cfg, err

@@ -231,6 +231,7 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"input: {stdin: {}}\n", "no output section"},
+		{"output: {stdout: {}}\n", "no input section"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\nfoo: 1\n", `unknown section "foo"`},
 		{"input: {file: {paths: [\"${WSP_TEST_UNSET_VAR}\"]}}\noutput: {stdout: {}}\n", "WSP_TEST_UNSET_VAR"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: nope.wasm}\n", "nope.wasm"},

@@ -167,12 +167,8 @@ func Parse(b []byte, dir string) (*Pipeline, error) {
 			return nil, err
 		}
 	}
-	if p.Input == nil {
-		return nil, errors.New("no input section")
-	}
-	if p.Output == nil {
-		return nil, errors.New("no output section")
-	}
+	// A missing input or output is reported when the pipeline runs: an
+	// application may supply its own (runtime.Options.Input, Output).
 	return p, nil
 }
 

@@ -73,8 +73,6 @@ output:
 
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ yaml, want string }{
-		{"input: {stdin: {}}\n", "no output section"},
-		{"output: {stdout: {}}\n", "no input section"},
 		{"- a\n", "YAML mapping"},
 		{"input: [1]\noutput: {stdout: {}}\n", "line 1: input must be a mapping"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\nhttp: {}\n", "Benthos stream setting"},

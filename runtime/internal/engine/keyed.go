@@ -86,7 +86,9 @@ type KeyedWorker interface {
 	// window) to res.Dropped.
 	Add(ctx context.Context, b *record.Batch, res *plugin.Result) error
 	// Advance moves the watermark to wm and puts what fires in res.Ports[0].
-	Advance(ctx context.Context, wm int64, res *plugin.Result) error
+	// It may stop early to keep batches small (done false): the engine then
+	// sends res on and calls it again with the same wm and a fresh res.
+	Advance(ctx context.Context, wm int64, res *plugin.Result) (done bool, err error)
 	Close(ctx context.Context) error
 }
 
@@ -157,7 +159,7 @@ func (k *keyedStage) route(b *record.Batch) (subs []*record.Batch, bad []*record
 		}
 		s := subs[w]
 		if s == nil {
-			s = &record.Batch{Source: b.Source, Records: make([]record.Record, 0, len(b.Records)/k.workers+1)}
+			s = &record.Batch{Source: b.Source, Records: getRecords(len(b.Records)/k.workers + 1)}
 			subs[w] = s
 		}
 		s.Records = append(s.Records, *r)
@@ -261,20 +263,24 @@ func (e *engine) keyedWorker(ctx context.Context, i int, kw KeyedWorker, post []
 				e.chans[d.out] <- write{b: d.b, t: msg.t}
 			}
 			msg.t.done(nil)
+			putRecords(msg.b.Records) // nothing refers to the sub-batch now
 		}
 		if msg.wm > wm {
 			wm = msg.wm
-			res := newResult(len(step.Ports())+1, record.Source{Input: step.Name()})
-			if err := kw.Advance(ctx, wm, res); err != nil {
-				e.cfg.Logger.Error("window advance failed", "step", step.Name(), "error", err)
-				continue
-			}
-			dests := e.keyedResults(ctx, nil, res, post, nil)
-			if len(dests) > 0 {
-				t := noAck()
-				t.add(len(dests))
-				for _, d := range dests {
-					e.chans[d.out] <- write{b: d.b, t: t}
+			for done := false; !done; {
+				res := newResult(len(step.Ports())+1, record.Source{Input: step.Name()})
+				var err error
+				if done, err = kw.Advance(ctx, wm, res); err != nil {
+					e.cfg.Logger.Error("window advance failed", "step", step.Name(), "error", err)
+					break
+				}
+				dests := e.keyedResults(ctx, nil, res, post, nil)
+				if len(dests) > 0 {
+					t := noAck()
+					t.add(len(dests))
+					for _, d := range dests {
+						e.chans[d.out] <- write{b: d.b, t: t}
+					}
 				}
 			}
 		}
@@ -325,6 +331,25 @@ func newResult(ports int, src record.Source) *plugin.Result {
 		res.Ports[i].Source = src
 	}
 	return res
+}
+
+// recordPool recycles the record arrays of keyed sub-batches: the keyed
+// worker copies what it keeps (state, late records by value), so a
+// sub-batch's array is free once Add returned and its failures are written
+// out as error lines.
+var recordPool sync.Pool
+
+func getRecords(n int) []record.Record {
+	if p, ok := recordPool.Get().(*[]record.Record); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]record.Record, 0, max(n, 1024))
+}
+
+func putRecords(rs []record.Record) {
+	clear(rs)
+	rs = rs[:0]
+	recordPool.Put(&rs)
 }
 
 // add registers n more writes under t; the caller holds one unit.

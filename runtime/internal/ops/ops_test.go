@@ -177,8 +177,10 @@ func windowRun(t *testing.T, s *WindowStep, recs []record.Record, wm int64) ([]m
 		t.Fatal(err)
 	}
 	fired := &plugin.Result{Ports: make([]record.Batch, 1)}
-	if err := kw.Advance(context.Background(), wm, fired); err != nil {
-		t.Fatal(err)
+	for done := false; !done; {
+		if done, err = kw.Advance(context.Background(), wm, fired); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var out []map[string]any
 	for _, r := range append(res.Ports[0].Records, fired.Ports[0].Records...) {
@@ -260,7 +262,7 @@ func TestWindowLateAndNoWindow(t *testing.T) {
 		if res.Dropped != 1 { // 15 is in no window: slide 20 > size 10
 			t.Fatalf("dropped %d", res.Dropped)
 		}
-		_ = kw.Advance(ctx, 100, res)
+		_, _ = kw.Advance(ctx, 100, res)
 		res = &plugin.Result{Ports: make([]record.Batch, len(s.Ports())+1)}
 		_ = kw.Add(ctx, &record.Batch{Records: []record.Record{rec("a", 7, `{}`)}}, res)
 		switch {
@@ -274,7 +276,7 @@ func TestWindowLateAndNoWindow(t *testing.T) {
 
 func mustWorker(t *testing.T, s *WindowStep) interface {
 	Add(context.Context, *record.Batch, *plugin.Result) error
-	Advance(context.Context, int64, *plugin.Result) error
+	Advance(context.Context, int64, *plugin.Result) (bool, error)
 } {
 	t.Helper()
 	if err := s.Validate(); err != nil {
@@ -308,6 +310,22 @@ func TestJSONString(t *testing.T) {
 	for in, want := range map[string]string{"abc": `"abc"`, `a"b`: `"a\"b"`, "é": `"é"`, "\n": `"\n"`} {
 		if got := string(appendJSONString(nil, in)); got != want {
 			t.Errorf("%q: %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestAppendFloat(t *testing.T) {
+	for _, x := range []float64{0, math.Copysign(0, -1), 1, -12, 1e14, 999999999999999, 1e15, 1e20, 1e21, 0.1, -2.5,
+		1e-6, 1e-7, 1.5e-300, math.MaxFloat64, 22.735999999999997, 123456789.125} {
+		w, _ := json.Marshal(x)
+		want := string(w)
+		if got := string(appendFloat(nil, x)); got != want {
+			t.Errorf("%v: %s, want %s", x, got, want)
+		}
+	}
+	for _, x := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if got := string(appendFloat(nil, x)); got != "null" {
+			t.Errorf("%v: %s", x, got)
 		}
 	}
 }

@@ -170,6 +170,7 @@ func (s *WindowStep) Ports() []string {
 // NewWorker makes one keyed worker's operator.
 func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 	w := &windowWorker{s: s, vals: make([]float64, len(s.fields))}
+	w.emitFn = w.emit
 	if s.Gap > 0 {
 		w.op = &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments}
 	} else {
@@ -188,9 +189,13 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 // windowOp is what the window operators share.
 type windowOp interface {
 	Add(key []byte, ts int64, vals []float64, present uint64, emit func(*window.Result)) window.Outcome
-	Advance(wm int64, emit func(*window.Result))
+	AdvanceN(wm int64, max int, emit func(*window.Result)) bool
 	Open() int
 }
+
+// maxResults is how many results one Advance call puts in a batch: a
+// firing of many windows leaves as several batches of bounded size.
+const maxResults = 2048
 
 type windowWorker struct {
 	s    *WindowStep
@@ -198,6 +203,11 @@ type windowWorker struct {
 	fr   *fieldReader
 	vals []float64
 	out  *record.Batch // where emit writes
+	// emitFn is w.emit, made once: a method value passed through an
+	// interface call would be allocated on every call.
+	emitFn  func(*window.Result)
+	lastWin window.Window
+	winText []byte // the result text for lastWin's bounds
 }
 
 func (w *windowWorker) Close(context.Context) error { return nil }
@@ -231,7 +241,7 @@ func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Resul
 				continue
 			}
 		}
-		switch w.op.Add(r.Key, r.Time, w.vals, present, w.emit) {
+		switch w.op.Add(r.Key, r.Time, w.vals, present, w.emitFn) {
 		case window.Late:
 			if w.s.LateOutput {
 				res.Ports[1].Records = append(res.Ports[1].Records, *r)
@@ -245,16 +255,25 @@ func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Resul
 	return nil
 }
 
-func (w *windowWorker) Advance(_ context.Context, wm int64, res *plugin.Result) error {
+func (w *windowWorker) Advance(_ context.Context, wm int64, res *plugin.Result) (bool, error) {
 	w.out = &res.Ports[0]
-	w.op.Advance(wm, w.emit)
-	return nil
+	return w.op.AdvanceN(wm, maxResults, w.emitFn), nil
+}
+
+// resultSize estimates the bytes of one result (for sizing the arena).
+func (s *WindowStep) resultSize() int {
+	return 96 + len(s.KeyName) + 24*len(s.Aggs)
 }
 
 // emit appends a window result as a JSON record.
 func (w *windowWorker) emit(r *window.Result) {
 	s := w.s
 	out := w.out
+	if cap(out.Records) == 0 {
+		// Sized for a full Advance: firings come in bulk.
+		out.Records = make([]record.Record, 0, maxResults)
+		out.Arena = make([]byte, 0, maxResults*s.resultSize())
+	}
 	kstart := len(out.Arena)
 	b := append(out.Arena, r.Key...)
 	start := len(b)
@@ -262,11 +281,16 @@ func (w *windowWorker) emit(r *window.Result) {
 	b = append(b, s.KeyName...)
 	b = append(b, '"', ':')
 	b = appendJSONString(b, r.Key)
-	b = append(b, `,"window_start":`...)
-	b = strconv.AppendInt(b, r.Window.Start, 10)
-	b = append(b, `,"window_end":`...)
-	b = strconv.AppendInt(b, r.Window.End, 10)
-	b = append(b, `,"count":`...)
+	if r.Window != w.lastWin || w.winText == nil {
+		// Firings come in runs of the same window: format its bounds once.
+		w.lastWin = r.Window
+		w.winText = append(w.winText[:0], `,"window_start":`...)
+		w.winText = strconv.AppendInt(w.winText, r.Window.Start, 10)
+		w.winText = append(w.winText, `,"window_end":`...)
+		w.winText = strconv.AppendInt(w.winText, r.Window.End, 10)
+		w.winText = append(w.winText, `,"count":`...)
+	}
+	b = append(b, w.winText...)
 	b = strconv.AppendInt(b, r.N, 10)
 	for i := range s.Aggs {
 		a := &s.Aggs[i]
@@ -339,12 +363,27 @@ func nanIfEmpty(n int64, x float64) float64 {
 	return x
 }
 
-// appendFloat writes x as a JSON number, or null for NaN and infinities.
+// appendFloat writes x as a JSON number in the text encoding/json uses
+// (so results read the same as the records they came from), or null for
+// NaN and infinities.
 func appendFloat(b []byte, x float64) []byte {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return append(b, "null"...)
 	}
-	return strconv.AppendFloat(b, x, 'g', -1, 64)
+	if x == math.Trunc(x) && math.Abs(x) < 1e15 && (x != 0 || !math.Signbit(x)) {
+		return strconv.AppendInt(b, int64(x), 10) // the same text, faster
+	}
+	if a := math.Abs(x); a != 0 && (a < 1e-6 || a >= 1e21) {
+		n := len(b)
+		b = strconv.AppendFloat(b, x, 'e', -1, 64)
+		// e-07 -> e-7, as encoding/json writes it
+		if m := len(b) - n; m >= 4 && b[len(b)-4] == 'e' && b[len(b)-3] == '-' && b[len(b)-2] == '0' {
+			b[len(b)-2] = b[len(b)-1]
+			b = b[:len(b)-1]
+		}
+		return b
+	}
+	return strconv.AppendFloat(b, x, 'f', -1, 64)
 }
 
 // appendJSONString writes s as a JSON string.

@@ -2,6 +2,8 @@ package window
 
 import (
 	"container/heap"
+	"hash/maphash"
+	"unsafe"
 )
 
 // Operator is a keyed event-time window operator for aligned windows
@@ -36,18 +38,28 @@ type Operator struct {
 	Fields int
 	// Need says which parts of the accumulators to keep.
 	Need Need
+	// Retain is how long (in event time) a key without open windows keeps
+	// its (empty) state for reuse before it is dropped. Default: 60 s.
+	Retain int64
 
-	keys    map[string]*keyState
+	keys    map[uint64]*keyState // by maphash of the key; collisions chain through hnext
+	seed    maphash.Seed
 	ends    int64Heap // distinct ends with unfired windows
-	byEnd   map[int64][]*keyState
+	byEnd   map[int64]*endList
+	last    *endList // the list of the end a window last opened with
 	cleans  int64Heap // distinct ends of fired windows awaiting cleanup
 	byClean map[int64][]*keyState
 	wm      int64
 	started bool
 	buf     []Window
-	free    []*keyState
+	idle    []*keyState // keys whose last window closed (kept for reuse, swept later)
+	active  int         // keys with at least one open window
+	swept   int64       // the watermark at the last sweep
 	open    int
 	res     Result
+	// An Advance cut short by its limit resumes here.
+	resumeEnd  int64
+	resumeList []*keyState
 }
 
 // Need selects the accumulator parts an operator keeps per field.
@@ -61,10 +73,20 @@ const (
 )
 
 type keyState struct {
-	key  string
+	key   string // in keyIn when it fits, so comparing it touches no other memory
+	hash  uint64
+	hnext *keyState // the next key with the same hash
+	keyIn [24]byte
+	idle   bool  // no open window; in Operator.idle
+	idleAt int64 // the watermark when it became idle
 	wins []winMeta
 	m    []Moments   // len(wins) × Fields
 	fl   []FirstLast // len(wins) × Fields, with NeedFirstLast
+
+	// Room for the usual case (two windows, one field) inside the struct,
+	// so wins and m start on the key's own cache lines.
+	winsIn [2]winMeta
+	mIn    [2]Moments
 }
 
 type winMeta struct {
@@ -97,8 +119,12 @@ const (
 func (o *Operator) init() {
 	if !o.started {
 		o.started = true
-		o.keys = map[string]*keyState{}
-		o.byEnd = map[int64][]*keyState{}
+		o.keys = map[uint64]*keyState{}
+		o.seed = maphash.MakeSeed()
+		o.byEnd = map[int64]*endList{}
+		if o.Retain <= 0 {
+			o.Retain = 60_000
+		}
 		o.byClean = map[int64][]*keyState{}
 		o.wm = NoWatermark
 	}
@@ -118,14 +144,27 @@ func (o *Operator) Add(key []byte, ts int64, vals []float64, present uint64, emi
 	if len(o.buf) == 0 {
 		return NoWindow
 	}
-	ks := o.keys[string(key)]
+	h := maphash.Bytes(o.seed, key)
+	var ks *keyState
+	for ks = o.keys[h]; ks != nil && ks.key != string(key); ks = ks.hnext {
+	}
 	added := false
 	for _, w := range o.buf {
 		if o.wm != NoWatermark && w.End-1+o.Lateness <= o.wm {
 			continue // past cleanup
 		}
 		if ks == nil {
-			ks = o.newKey(key)
+			ks = newKeyState(key, h)
+			ks.hnext = o.keys[h]
+			ks.wins = ks.winsIn[:0]
+			if o.Fields == 1 {
+				ks.m = ks.mIn[:0]
+			}
+			o.keys[h] = ks
+			o.active++
+		} else if ks.idle {
+			ks.idle = false
+			o.active++
 		}
 		i := ks.find(w.End)
 		if i < 0 {
@@ -143,16 +182,34 @@ func (o *Operator) Add(key []byte, ts int64, vals []float64, present uint64, emi
 	return Late
 }
 
-func (o *Operator) newKey(key []byte) *keyState {
-	var ks *keyState
-	if n := len(o.free); n > 0 {
-		ks, o.free = o.free[n-1], o.free[:n-1]
+func newKeyState(key []byte, h uint64) *keyState {
+	ks := &keyState{hash: h}
+	if len(key) <= len(ks.keyIn) {
+		n := copy(ks.keyIn[:], key)
+		ks.key = unsafe.String(&ks.keyIn[0], n)
 	} else {
-		ks = &keyState{}
+		ks.key = string(key)
 	}
-	ks.key = string(key)
-	o.keys[ks.key] = ks
 	return ks
+}
+
+// drop removes ks from the key index.
+func (o *Operator) drop(ks *keyState) {
+	head := o.keys[ks.hash]
+	if head == ks {
+		if ks.hnext == nil {
+			delete(o.keys, ks.hash)
+		} else {
+			o.keys[ks.hash] = ks.hnext
+		}
+		return
+	}
+	for p := head; p != nil; p = p.hnext {
+		if p.hnext == ks {
+			p.hnext = ks.hnext
+			return
+		}
+	}
 }
 
 // find returns the index of the key's window ending at end, or -1.
@@ -173,11 +230,16 @@ func (o *Operator) openWindow(ks *keyState, w Window) int {
 			ks.fl = append(ks.fl, FirstLast{})
 		}
 	}
-	l, ok := o.byEnd[w.End]
-	if !ok {
-		heap.Push(&o.ends, w.End)
+	l := o.last
+	if l == nil || l.end != w.End {
+		if l = o.byEnd[w.End]; l == nil {
+			l = &endList{end: w.End}
+			o.byEnd[w.End] = l
+			heap.Push(&o.ends, w.End)
+		}
+		o.last = l
 	}
-	o.byEnd[w.End] = append(l, ks)
+	l.keys = append(l.keys, ks)
 	o.open++
 	return len(ks.wins) - 1
 }
@@ -235,32 +297,84 @@ func (o *Operator) remove(ks *keyState, i int) {
 	}
 	o.open--
 	if last == 0 {
-		delete(o.keys, ks.key)
-		ks.key = ""
-		o.free = append(o.free, ks)
+		// Kept in the map: a key usually comes back, and re-inserting it
+		// would cost a map write and a string. sweep drops idle keys.
+		ks.idle, ks.idleAt = true, o.wm
+		o.active--
+		o.idle = append(o.idle, ks)
 	}
+}
+
+// sweep drops the keys that have had no open window for Retain (in event
+// time), at most once per Retain and only with 4096 idle keys or more, so
+// memory follows the keys in use, not history, while a key that comes back
+// regularly keeps its state (no map write, no new string).
+func (o *Operator) sweep() {
+	if len(o.idle) < 4096 || o.wm-o.swept < o.Retain {
+		return
+	}
+	keep := o.idle[:0]
+	for _, ks := range o.idle {
+		switch {
+		case !ks.idle:
+			// active again; it re-enters the list when it next goes idle
+		case o.wm-ks.idleAt >= o.Retain:
+			o.drop(ks)
+		default:
+			keep = append(keep, ks)
+		}
+	}
+	clear(o.idle[len(keep):])
+	o.idle = keep
+	o.swept = o.wm
 }
 
 // Advance moves the watermark to wm (never back) and emits the windows
 // that fire, in order of their end (and, for one end, in the order the
 // windows opened); then drops state past cleanup.
 func (o *Operator) Advance(wm int64, emit func(*Result)) {
+	for !o.AdvanceN(wm, 0, emit) {
+	}
+}
+
+// AdvanceN is Advance emitting at most max results (max <= 0: no limit).
+// It returns false when it stopped at the limit: call it again with the
+// same watermark to go on.
+func (o *Operator) AdvanceN(wm int64, max int, emit func(*Result)) (done bool) {
 	o.init()
-	if wm <= o.wm {
-		return
+	if wm < o.wm || wm == o.wm && o.resumeList == nil {
+		return true
 	}
 	o.wm = wm
-	for o.ends.Len() > 0 && o.ends[0]-1 <= wm {
-		end := heap.Pop(&o.ends).(int64)
-		list := o.byEnd[end]
-		delete(o.byEnd, end)
-		for _, ks := range list {
+	n := 0
+	for {
+		var end int64
+		var list []*keyState
+		if o.resumeList != nil {
+			end, list = o.resumeEnd, o.resumeList
+			o.resumeList = nil
+		} else if o.ends.Len() > 0 && o.ends[0]-1 <= wm {
+			end = heap.Pop(&o.ends).(int64)
+			list = o.byEnd[end].keys
+			delete(o.byEnd, end)
+			if o.last != nil && o.last.end == end {
+				o.last = nil
+			}
+		} else {
+			break
+		}
+		for li, ks := range list {
+			if max > 0 && n == max {
+				o.resumeEnd, o.resumeList = end, list[li:]
+				return false
+			}
 			i := ks.find(end)
 			if i < 0 || ks.wins[i].fired {
 				continue
 			}
 			ks.wins[i].fired = true
 			emit(o.result(ks, i, false))
+			n++
 			if end-1+o.Lateness <= wm {
 				o.remove(ks, i)
 				continue
@@ -271,7 +385,6 @@ func (o *Operator) Advance(wm int64, emit func(*Result)) {
 			}
 			o.byClean[end] = append(l, ks)
 		}
-		clear(list)
 	}
 	for o.cleans.Len() > 0 && o.cleans[0]-1+o.Lateness <= wm {
 		end := heap.Pop(&o.cleans).(int64)
@@ -283,13 +396,21 @@ func (o *Operator) Advance(wm int64, emit func(*Result)) {
 			}
 		}
 	}
+	o.sweep()
+	return true
 }
 
 // Open is the number of (key, window) states held.
 func (o *Operator) Open() int { return o.open }
 
 // Keys is the number of keys with at least one open window.
-func (o *Operator) Keys() int { return len(o.keys) }
+func (o *Operator) Keys() int { return o.active }
+
+// endList holds the keys with a window ending at end, in opening order.
+type endList struct {
+	end  int64
+	keys []*keyState
+}
 
 // int64Heap is a min-heap of window ends.
 type int64Heap []int64

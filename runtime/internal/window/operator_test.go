@@ -116,3 +116,46 @@ func TestOperatorCleansUp(t *testing.T) {
 		t.Fatalf("open %d, fired %d", op.Open(), fired)
 	}
 }
+
+// TestOperatorSweepsIdleKeys: keys without open windows are kept for reuse
+// for Retain, then dropped, so the key index follows the keys in use.
+func TestOperatorSweepsIdleKeys(t *testing.T) {
+	tw := Tumbling{Size: 10}
+	op := &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Retain: 1000}
+	nop := func(*Result) {}
+	for i := int64(0); i < 5000; i++ {
+		op.Add([]byte(fmt.Sprint("k", i)), i, nil, 0, nop)
+	}
+	op.Advance(5009, nop)
+	if op.Keys() != 0 || len(op.keys) != 5000 {
+		t.Fatalf("after firing: %d active, %d indexed (idle keys are kept for Retain)", op.Keys(), len(op.keys))
+	}
+	// A key that comes back reuses its state.
+	op.Add([]byte("k1"), 6000, nil, 0, nop)
+	op.Advance(7100, nop)
+	if len(op.keys) != 1 {
+		t.Fatalf("after Retain: %d keys indexed, want the one seen since", len(op.keys))
+	}
+	op.Advance(9000, nop)
+}
+
+// TestKeyIndexCollisions: keys sharing a hash chain, and drop unlinks each.
+func TestKeyIndexCollisions(t *testing.T) {
+	o := &Operator{}
+	o.init()
+	a, b, c := newKeyState([]byte("a"), 7), newKeyState([]byte("b"), 7), newKeyState([]byte(strings.Repeat("long", 10)), 7)
+	b.hnext, c.hnext = a, b
+	o.keys[7] = c
+	o.drop(b)
+	if o.keys[7] != c || c.hnext != a || a.hnext != nil {
+		t.Fatal("drop of the middle key")
+	}
+	o.drop(c)
+	if o.keys[7] != a {
+		t.Fatal("drop of the head")
+	}
+	o.drop(a)
+	if _, ok := o.keys[7]; ok || c.key != strings.Repeat("long", 10) || a.key != "a" {
+		t.Fatal("drop of the last key")
+	}
+}

@@ -29,9 +29,10 @@ type SessionOperator struct {
 	fires   sessHeap
 	cleans  sessHeap
 	wm      int64
-	started bool
-	open    int
-	res     Result
+	started  bool
+	resuming bool // an AdvanceN stopped at its limit
+	open     int
+	res      Result
 }
 
 type sessKey struct {
@@ -164,12 +165,24 @@ func (k *sessKey) find(w Window) int {
 // Advance moves the watermark to wm and emits the sessions that close, in
 // order of their end (then start, then key); then drops state past cleanup.
 func (o *SessionOperator) Advance(wm int64, emit func(*Result)) {
-	o.init()
-	if wm <= o.wm {
-		return
+	for !o.AdvanceN(wm, 0, emit) {
 	}
-	o.wm = wm
+}
+
+// AdvanceN is Advance emitting at most max results (max <= 0: no limit);
+// false means it stopped at the limit: call again with the same watermark.
+func (o *SessionOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
+	o.init()
+	if wm < o.wm || wm == o.wm && !o.resuming {
+		return true
+	}
+	o.wm, o.resuming = wm, false
+	n := 0
 	for o.fires.Len() > 0 && o.fires[0].at <= wm {
+		if max > 0 && n == max {
+			o.resuming = true
+			return false
+		}
 		t := heap.Pop(&o.fires).(sessTimer)
 		i := t.k.find(t.w)
 		if i < 0 || t.k.sess[i].fired {
@@ -178,6 +191,7 @@ func (o *SessionOperator) Advance(wm int64, emit func(*Result)) {
 		s := &t.k.sess[i]
 		s.fired = true
 		emit(o.result(t.k, s, s.updated))
+		n++
 	}
 	for o.cleans.Len() > 0 && o.cleans[0].at <= wm {
 		t := heap.Pop(&o.cleans).(sessTimer)
@@ -191,6 +205,7 @@ func (o *SessionOperator) Advance(wm int64, emit func(*Result)) {
 			delete(o.keys, t.k.key)
 		}
 	}
+	return true
 }
 
 type sessTimer struct {
