@@ -101,7 +101,7 @@ func (g *gen) Close(context.Context) error { return nil }
 type sink struct{ n atomic.Int64 }
 
 func (s *sink) Write(_ context.Context, b *record.Batch) error { s.n.Add(int64(b.Len())); return nil }
-func (s *sink) Close(context.Context) error                   { return nil }
+func (s *sink) Close(context.Context) error                    { return nil }
 
 func cpuNow() time.Duration {
 	var ru syscall.Rusage

@@ -46,7 +46,7 @@ type Operator struct {
 	seed    maphash.Seed
 	ends    int64Heap // distinct ends with unfired windows
 	byEnd   map[int64]*endList
-	last    *endList // the list of the end a window last opened with
+	last    *endList  // the list of the end a window last opened with
 	cleans  int64Heap // distinct ends of fired windows awaiting cleanup
 	byClean map[int64][]*keyState
 	wm      int64
@@ -73,15 +73,15 @@ const (
 )
 
 type keyState struct {
-	key   string // in keyIn when it fits, so comparing it touches no other memory
-	hash  uint64
-	hnext *keyState // the next key with the same hash
-	keyIn [24]byte
+	key    string // in keyIn when it fits, so comparing it touches no other memory
+	hash   uint64
+	hnext  *keyState // the next key with the same hash
+	keyIn  [24]byte
 	idle   bool  // no open window; in Operator.idle
 	idleAt int64 // the watermark when it became idle
-	wins []winMeta
-	m    []Moments   // len(wins) × Fields
-	fl   []FirstLast // len(wins) × Fields, with NeedFirstLast
+	wins   []winMeta
+	m      []Moments   // len(wins) × Fields
+	fl     []FirstLast // len(wins) × Fields, with NeedFirstLast
 
 	// Room for the usual case (two windows, one field) inside the struct,
 	// so wins and m start on the key's own cache lines.

@@ -25,10 +25,10 @@ type SessionOperator struct {
 	Fields   int
 	Need     Need
 
-	keys    map[string]*sessKey
-	fires   sessHeap
-	cleans  sessHeap
-	wm      int64
+	keys     map[string]*sessKey
+	fires    sessHeap
+	cleans   sessHeap
+	wm       int64
 	started  bool
 	resuming bool // an AdvanceN stopped at its limit
 	open     int
