@@ -102,3 +102,56 @@ func TestSensorWindows(t *testing.T) {
 }
 
 func close(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+// TestSensorWindowExamples runs the moving-average and sessions examples on
+// generated data and checks that every clean reading is counted where it
+// belongs: in exactly size/slide = 6 sliding windows, and in exactly one
+// session (the data is within the out-of-orderness bound: no updates, no
+// late records).
+func TestSensorWindowExamples(t *testing.T) {
+	dir := t.TempDir()
+	input := filepath.Join(dir, "readings.jsonl")
+	f, err := os.Create(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sensorgen.Write(f, 20000, 3); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	clean := len(expect(t, input).clean)
+	for _, c := range []struct {
+		file, out string
+		perReading int
+	}{{"moving-average.yaml", "moving-average.jsonl", 6}, {"sessions.yaml", "sessions.jsonl", 1}} {
+		t.Run(c.file, func(t *testing.T) {
+			out := filepath.Join(dir, c.file)
+			t.Setenv("SENSORS_INPUT", input)
+			t.Setenv("SENSORS_OUT", out)
+			code, _, stderr := runWSP(t, "run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", "2",
+				repoPath("examples/sensors/"+c.file))
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, stderr)
+			}
+			total := 0
+			for _, l := range readLines(t, filepath.Join(out, c.out)) {
+				var w struct {
+					Count       int   `json:"count"`
+					WindowStart int64 `json:"window_start"`
+					WindowEnd   int64 `json:"window_end"`
+					Update      bool  `json:"update"`
+				}
+				if err := json.Unmarshal([]byte(l), &w); err != nil {
+					t.Fatal(err)
+				}
+				if w.Update || w.Count < 1 || w.WindowEnd <= w.WindowStart {
+					t.Fatalf("result %s", l)
+				}
+				total += w.Count
+			}
+			if total != c.perReading*clean {
+				t.Fatalf("counts add up to %d, want %d × %d clean readings", total, c.perReading, clean)
+			}
+		})
+	}
+}
