@@ -1,6 +1,5 @@
 package window
 
-import "container/heap"
 
 // SessionOperator is a keyed event-time session window operator
 // (semantics.md, "Session(gap)"):
@@ -33,20 +32,25 @@ type SessionOperator struct {
 	resuming bool // an AdvanceN stopped at its limit
 	open     int
 	res      Result
+	nextID   uint64
+	free     []*session
 }
 
 type sessKey struct {
 	key  string
-	sess []session // disjoint, not touching; in no particular order
+	sess []*session // disjoint, not touching; in no particular order
 }
 
 type session struct {
+	id      uint64
 	w       Window
 	n       int64
 	fired   bool
-	updated bool // merged from a session that had fired
+	updated bool // merged from, or extended after, a firing: its next result is an update
+	timer   bool // a fire timer for it is in the heap
 	m       []Moments
 	fl      []FirstLast
+	mIn     [1]Moments // m for one field, without another allocation
 }
 
 func (o *SessionOperator) init() {
@@ -63,24 +67,50 @@ func (o *SessionOperator) Watermark() int64 { o.init(); return o.wm }
 // Open is the number of sessions held.
 func (o *SessionOperator) Open() int { return o.open }
 
+func (o *SessionOperator) newSession(w Window) *session {
+	var s *session
+	if n := len(o.free); n > 0 {
+		s, o.free = o.free[n-1], o.free[:n-1]
+		*s = session{}
+	} else {
+		s = &session{}
+	}
+	o.nextID++
+	s.id, s.w = o.nextID, w
+	if o.Fields <= 1 {
+		s.m = s.mIn[:o.Fields]
+	} else {
+		s.m = make([]Moments, o.Fields)
+	}
+	if o.Need&NeedFirstLast != 0 {
+		s.fl = make([]FirstLast, o.Fields)
+	}
+	o.open++
+	return s
+}
+
+func (o *SessionOperator) release(s *session) {
+	o.open--
+	s.m, s.fl = nil, nil
+	o.free = append(o.free, s)
+}
+
 // Add folds a record into the session of its key (see Operator.Add for
-// vals and present).
+// vals and present). The record's window [ts, ts+gap) and every session it
+// touches become one session: the first of them, grown in place, with the
+// others' state merged in.
 func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint64, emit func(*Result)) Outcome {
 	o.init()
 	w := Window{Start: ts, End: ts + o.Gap}
 	k := o.keys[string(key)]
-	// The cover of the record's window and every session it touches.
 	if k != nil {
-		for {
-			grew := false
-			for i := range k.sess {
-				if x := k.sess[i].w; x.Intersects(w) && (x.Start < w.Start || x.End > w.End) {
-					w = w.Cover(x)
+		for grew := true; grew; {
+			grew = false
+			for _, x := range k.sess {
+				if x.w.Intersects(w) && (x.w.Start < w.Start || x.w.End > w.End) {
+					w = w.Cover(x.w)
 					grew = true
 				}
-			}
-			if !grew {
-				break
 			}
 		}
 	}
@@ -92,10 +122,44 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 		o.keys[k.key] = k
 	}
 	var s *session
-	if i := k.find(w); i >= 0 {
-		s = &k.sess[i] // the record falls inside an existing session
-	} else {
-		s = o.mergeInto(k, w)
+	keep := k.sess[:0]
+	for _, x := range k.sess {
+		if !x.w.Intersects(w) {
+			keep = append(keep, x)
+			continue
+		}
+		if s == nil {
+			s = x
+			keep = append(keep, x)
+			continue
+		}
+		// A second session in the cover: merge it into s.
+		s.n += x.n
+		s.updated = s.updated || s.fired || x.fired || x.updated
+		s.fired = false
+		for f := range s.m {
+			s.m[f].Merge(x.m[f])
+			if s.fl != nil {
+				s.fl[f].Merge(x.fl[f])
+			}
+		}
+		o.release(x)
+	}
+	clear(k.sess[len(keep):])
+	k.sess = keep
+	if s == nil {
+		s = o.newSession(w)
+		k.sess = append(k.sess, s)
+	} else if s.w != w {
+		if s.fired && w.End > s.w.End || s.updated && !s.fired {
+			// A fired session grown past its end fires again, as an update.
+			s.fired, s.updated = false, true
+		}
+		s.w = w
+	}
+	if !s.fired && !s.timer {
+		o.fires.push(sessTimer{at: w.End - 1, k: k, id: s.id})
+		s.timer = true
 	}
 	s.n++
 	for f := range s.m {
@@ -110,41 +174,18 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 		// Its end is already behind the watermark: fire now. A session
 		// that had fired before (itself or one merged into it) is an update.
 		update := s.fired || s.updated
-		s.fired = true
+		if !s.fired {
+			o.fired(k, s)
+		}
 		emit(o.result(k, s, update))
 	}
 	return Added
 }
 
-// mergeInto replaces the key's sessions that w covers by one session w
-// holding their merged state, and returns it. Its timers are new; those of
-// the sessions merged away are skipped when they pop.
-func (o *SessionOperator) mergeInto(k *sessKey, w Window) *session {
-	s := session{w: w, m: make([]Moments, o.Fields)}
-	if o.Need&NeedFirstLast != 0 {
-		s.fl = make([]FirstLast, o.Fields)
-	}
-	keep := k.sess[:0]
-	for _, x := range k.sess {
-		if !x.w.Intersects(w) {
-			keep = append(keep, x)
-			continue
-		}
-		s.n += x.n
-		s.updated = s.updated || x.fired || x.updated
-		for f := range s.m {
-			s.m[f].Merge(x.m[f])
-			if s.fl != nil {
-				s.fl[f].Merge(x.fl[f])
-			}
-		}
-		o.open--
-	}
-	k.sess = append(keep, s)
-	o.open++
-	heap.Push(&o.fires, sessTimer{at: w.End - 1, k: k, w: w})
-	heap.Push(&o.cleans, sessTimer{at: w.End - 1 + o.Lateness, k: k, w: w})
-	return &k.sess[len(k.sess)-1]
+// fired marks s fired and schedules its cleanup.
+func (o *SessionOperator) fired(k *sessKey, s *session) {
+	s.fired = true
+	o.cleans.push(sessTimer{at: s.w.End - 1 + o.Lateness, k: k, id: s.id})
 }
 
 func (o *SessionOperator) result(k *sessKey, s *session, update bool) *Result {
@@ -153,9 +194,9 @@ func (o *SessionOperator) result(k *sessKey, s *session, update bool) *Result {
 	return r
 }
 
-func (k *sessKey) find(w Window) int {
-	for i := range k.sess {
-		if k.sess[i].w == w {
+func (k *sessKey) find(id uint64) int {
+	for i, s := range k.sess {
+		if s.id == id {
 			return i
 		}
 	}
@@ -171,6 +212,9 @@ func (o *SessionOperator) Advance(wm int64, emit func(*Result)) {
 
 // AdvanceN is Advance emitting at most max results (max <= 0: no limit);
 // false means it stopped at the limit: call again with the same watermark.
+//
+// Timers are checked when they pop: a session merged away is skipped, and
+// one that grew since its timer was set gets a new timer at its new end.
 func (o *SessionOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
 	o.init()
 	if wm < o.wm || wm == o.wm && !o.resuming {
@@ -183,25 +227,42 @@ func (o *SessionOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
 			o.resuming = true
 			return false
 		}
-		t := heap.Pop(&o.fires).(sessTimer)
-		i := t.k.find(t.w)
-		if i < 0 || t.k.sess[i].fired {
-			continue // merged away, or fired already
+		t := o.fires.pop()
+		i := t.k.find(t.id)
+		if i < 0 {
+			continue // merged away
 		}
-		s := &t.k.sess[i]
-		s.fired = true
+		s := t.k.sess[i]
+		s.timer = false
+		if s.fired {
+			continue
+		}
+		if s.w.End-1 > t.at {
+			o.fires.push(sessTimer{at: s.w.End - 1, k: t.k, id: s.id})
+			s.timer = true
+			continue
+		}
+		o.fired(t.k, s)
 		emit(o.result(t.k, s, s.updated))
 		n++
 	}
 	for o.cleans.Len() > 0 && o.cleans[0].at <= wm {
-		t := heap.Pop(&o.cleans).(sessTimer)
-		i := t.k.find(t.w)
+		t := o.cleans.pop()
+		i := t.k.find(t.id)
 		if i < 0 {
 			continue
 		}
-		t.k.sess = append(t.k.sess[:i], t.k.sess[i+1:]...)
-		o.open--
-		if len(t.k.sess) == 0 && o.keys[t.k.key] == t.k {
+		s := t.k.sess[i]
+		if at := s.w.End - 1 + o.Lateness; at > t.at {
+			o.cleans.push(sessTimer{at: at, k: t.k, id: s.id}) // grew since
+			continue
+		}
+		last := len(t.k.sess) - 1
+		t.k.sess[i] = t.k.sess[last]
+		t.k.sess[last] = nil
+		t.k.sess = t.k.sess[:last]
+		o.release(s)
+		if last == 0 && o.keys[t.k.key] == t.k {
 			delete(o.keys, t.k.key)
 		}
 	}
@@ -211,28 +272,62 @@ func (o *SessionOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
 type sessTimer struct {
 	at int64
 	k  *sessKey
-	w  Window
+	id uint64
 }
 
-// sessHeap orders timers by time, then session start, then key, so the
-// order of results is deterministic.
+// sessHeap is a min-heap of timers by time, then key, then session id
+// (sessions of one key are numbered in opening order), so the order of
+// results is fixed by the input. It is typed, not container/heap: the
+// interface calls cost a third of a session-heavy run.
 type sessHeap []sessTimer
 
 func (h sessHeap) Len() int { return len(h) }
-func (h sessHeap) Less(i, j int) bool {
+
+func (h sessHeap) less(i, j int) bool {
 	if h[i].at != h[j].at {
 		return h[i].at < h[j].at
 	}
-	if h[i].w.Start != h[j].w.Start {
-		return h[i].w.Start < h[j].w.Start
+	if h[i].k != h[j].k {
+		return h[i].k.key < h[j].k.key
 	}
-	return h[i].k.key < h[j].k.key
+	return h[i].id < h[j].id
 }
-func (h sessHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *sessHeap) Push(x any)   { *h = append(*h, x.(sessTimer)) }
-func (h *sessHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
+
+func (h *sessHeap) push(t sessTimer) {
+	*h = append(*h, t)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *sessHeap) pop() sessTimer {
+	q := *h
+	t := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q[last] = sessTimer{}
+	q = q[:last]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= len(q) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(q) && q.less(r, l) {
+			m = r
+		}
+		if !q.less(m, i) {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
 	return t
 }
