@@ -1,6 +1,5 @@
 package window
 
-
 // SessionOperator is a keyed event-time session window operator
 // (semantics.md, "Session(gap)"):
 //
