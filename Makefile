@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?=
 
-.PHONY: all test test-long vet sensors bench-abi bench-sensors bench guests check-guests
+.PHONY: all test test-long vet sensors bench-abi bench-sensors bench-windows bench guests check-guests
 
 all: test
 
@@ -28,12 +28,16 @@ sensors:
 bench-abi:
 	$(GO) run ./bench/abi -root . -batches 1,64,1024 -count 5 -benchtime 500ms
 
+# Keyed event-time windows on 10 M in-memory records vs a plain Go loop (bench/README.md).
+bench-windows:
+	$(GO) run ./bench/windows -n 10000000
+
 # The sensor pipeline end to end, wsp vs Benthos v4.80.0 on the same 1 M readings.
 bench-sensors:
 	$(GO) run ./bench/sensors -root . -rounds 2
 	$(GO) run ./bench/sensors -root . -rounds 2 -timeout none
 
-bench: bench-abi bench-sensors
+bench: bench-abi bench-sensors bench-windows
 
 # Rebuild the hand-written test guests (needs wabt's wat2wasm).
 guests:
