@@ -105,7 +105,8 @@ func runWindowPipeline(t *testing.T, lines [][]byte, workers, bs, parts int, win
 
 func windowAggs(t *testing.T) []Agg {
 	var out []Agg
-	for _, a := range [][2]string{{"sum", "sum(v)"}, {"mean", "mean(v)"}, {"var", "var_pop(v)"}, {"min", "min(v)"}, {"last", "last(v)"}} {
+	for _, a := range [][2]string{{"sum", "sum(v)"}, {"mean", "mean(v)"}, {"var", "var_pop(v)"}, {"min", "min(v)"}, {"last", "last(v)"},
+		{"p95", "quantile(v, 0.95)"}, {"n", "distinct(v)"}} {
 		agg, err := ParseAgg(a[0], a[1])
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -143,10 +144,13 @@ func TestSourceValidation(t *testing.T) {
 
 func TestParseAgg(t *testing.T) {
 	good := map[string]Agg{
-		"count()":          {Name: "x", Kind: AggCount},
-		"mean(value)":      {Name: "x", Kind: AggMean, Field: "value"},
-		" var_pop( a.b ) ": {Name: "x", Kind: AggVarPop, Field: "a.b"},
-		"stddev_samp(v)":   {Name: "x", Kind: AggStdSamp, Field: "v"},
+		"count()":           {Name: "x", Kind: AggCount},
+		"mean(value)":       {Name: "x", Kind: AggMean, Field: "value"},
+		" var_pop( a.b ) ":  {Name: "x", Kind: AggVarPop, Field: "a.b"},
+		"stddev_samp(v)":    {Name: "x", Kind: AggStdSamp, Field: "v"},
+		"distinct(user)":    {Name: "x", Kind: AggDistinct, Field: "user"},
+		"median(v)":         {Name: "x", Kind: AggQuantile, Field: "v", Q: 0.5},
+		"quantile(v, 0.99)": {Name: "x", Kind: AggQuantile, Field: "v", Q: 0.99},
 	}
 	for expr, want := range good {
 		got, err := ParseAgg("x", expr)
@@ -154,7 +158,8 @@ func TestParseAgg(t *testing.T) {
 			t.Errorf("%q: %+v, %v", expr, got, err)
 		}
 	}
-	for _, expr := range []string{"count(v)", "mean()", "median(v)", "mean", "mean(a)(b)"} {
+	for _, expr := range []string{"count(v)", "mean()", "mode(v)", "mean", "mean(a)(b)", "quantile(v)", "quantile(v, 2)",
+		"quantile(v, x)", "mean(v, 1)"} {
 		if _, err := ParseAgg("x", expr); err == nil {
 			t.Errorf("%q accepted", expr)
 		}
@@ -327,5 +332,38 @@ func TestAppendFloat(t *testing.T) {
 		if got := string(appendFloat(nil, x)); got != "null" {
 			t.Errorf("%v: %s", x, got)
 		}
+	}
+}
+
+// TestWindowSketches: distinct counts (exact for small sets, strings and
+// numbers alike) and quantiles (within 1 %) in a window.
+func TestWindowSketches(t *testing.T) {
+	s := &WindowStep{StepName: "w", Size: 1000, KeyName: "id"}
+	for _, a := range [][2]string{{"users", "distinct(user)"}, {"p50", "median(v)"}, {"p90", "quantile(v, 0.9)"}, {"vals", "distinct(v)"}} {
+		agg, err := ParseAgg(a[0], a[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Aggs = append(s.Aggs, agg)
+	}
+	var recs []record.Record
+	for i := 0; i < 100; i++ {
+		recs = append(recs, rec("a", int64(i), fmt.Sprintf(`{"user":"u%d","v":%d}`, i%7, i+1)))
+	}
+	recs = append(recs, rec("a", 100, `{"user":12,"v":1}`)) // a number is a value too; v=1 again
+	out, res := windowRun(t, s, recs, window.EndOfTime)
+	if len(res.Failed) != 0 || len(out) != 1 {
+		t.Fatalf("failures %v, results %v", res.Failed, out)
+	}
+	r := out[0]
+	if r["users"] != 8.0 || r["vals"] != 100.0 {
+		t.Errorf("distinct: users %v (want 8), vals %v (want 100)", r["users"], r["vals"])
+	}
+	// ranks over 1,1,2,...,100: median rank 50 -> 50, p90 rank 90 -> 90
+	if p := r["p50"].(float64); math.Abs(p-50) > 0.5 {
+		t.Errorf("median %v", p)
+	}
+	if p := r["p90"].(float64); math.Abs(p-90) > 0.9 {
+		t.Errorf("p90 %v", p)
 	}
 }

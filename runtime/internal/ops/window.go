@@ -33,6 +33,8 @@ const (
 	AggStdSamp
 	AggFirst
 	AggLast
+	AggDistinct // distinct count: a sketch, exact up to 256 values, 1.6 % standard error beyond
+	AggQuantile // a quantile: a sketch, within 1 % relative of the true value
 )
 
 var aggNames = map[string]AggKind{
@@ -40,17 +42,19 @@ var aggNames = map[string]AggKind{
 	"var_pop": AggVarPop, "variance": AggVarPop, "var_samp": AggVarSamp,
 	"stddev_pop": AggStdPop, "stddev": AggStdPop, "stddev_samp": AggStdSamp,
 	"first": AggFirst, "last": AggLast,
+	"distinct": AggDistinct, "quantile": AggQuantile, "median": AggQuantile,
 }
 
 // Agg is one aggregate of a window: Name is its field in the result.
 type Agg struct {
 	Name  string
 	Kind  AggKind
-	Field string // "" for count()
-	field int    // index among the step's distinct fields
+	Field string  // "" for count()
+	Q     float64 // the quantile of quantile(field, q); 0.5 for median
+	field int     // index among the step's distinct fields
 }
 
-var aggRe = regexp.MustCompile(`^\s*([a-z_]+)\s*\(\s*([^()\s]*)\s*\)\s*$`)
+var aggRe = regexp.MustCompile(`^\s*([a-z_]+)\s*\(\s*([^(),\s]*)\s*(?:,\s*([^(),\s]+)\s*)?\)\s*$`)
 
 // ParseAgg reads an aggregate written as `kind(field)`, or `count()`.
 func ParseAgg(name, expr string) (Agg, error) {
@@ -63,6 +67,18 @@ func ParseAgg(name, expr string) (Agg, error) {
 		return Agg{}, fmt.Errorf("aggregate %s: unknown kind %q (want count, sum, min, max, mean, var_pop, var_samp, stddev_pop, stddev_samp, first, last)", name, m[1])
 	}
 	a := Agg{Name: name, Kind: kind, Field: m[2]}
+	switch {
+	case m[1] == "quantile":
+		q, err := strconv.ParseFloat(m[3], 64)
+		if m[3] == "" || err != nil || q < 0 || q > 1 {
+			return Agg{}, fmt.Errorf("aggregate %s: quantile(field, q) needs q between 0 and 1, e.g. quantile(value, 0.99)", name)
+		}
+		a.Q = q
+	case m[3] != "":
+		return Agg{}, fmt.Errorf("aggregate %s: %s takes one field", name, m[1])
+	case m[1] == "median":
+		a.Q = 0.5
+	}
 	switch {
 	case kind == AggCount && a.Field != "":
 		return Agg{}, fmt.Errorf("aggregate %s: count() counts records and takes no field", name)
@@ -87,9 +103,11 @@ type WindowStep struct {
 	// records are counted and dropped.
 	LateOutput bool
 
-	fields []string
-	need   window.Need
-	assign func(dst []window.Window, ts int64) []window.Window
+	fields  []string
+	need    window.Need
+	sketch  []uint8 // per field: window.SketchDistinct, SketchQuantiles
+	numeric []bool  // per field: some aggregate needs it to be a number
+	assign  func(dst []window.Window, ts int64) []window.Window
 }
 
 // Validate checks the step and prepares it.
@@ -122,7 +140,7 @@ func (s *WindowStep) Validate() error {
 	}
 	seen := map[string]bool{s.KeyName: true, "window_start": true, "window_end": true, "update": true}
 	idx := map[string]int{}
-	s.fields, s.need = nil, 0
+	s.fields, s.need, s.sketch, s.numeric = nil, 0, nil, nil
 	for i := range s.Aggs {
 		a := &s.Aggs[i]
 		if a.Name == "count" && a.Kind == AggCount {
@@ -140,8 +158,19 @@ func (s *WindowStep) Validate() error {
 			fi = len(s.fields)
 			idx[a.Field] = fi
 			s.fields = append(s.fields, a.Field)
+			s.sketch = append(s.sketch, 0)
+			s.numeric = append(s.numeric, false)
 		}
 		a.field = fi
+		switch a.Kind {
+		case AggDistinct:
+			s.sketch[fi] |= window.SketchDistinct
+		case AggQuantile:
+			s.sketch[fi] |= window.SketchQuantiles
+			s.numeric[fi] = true
+		default:
+			s.numeric[fi] = true
+		}
 		switch a.Kind {
 		case AggMin, AggMax:
 			s.need |= window.NeedMinMax
@@ -153,6 +182,13 @@ func (s *WindowStep) Validate() error {
 	}
 	if len(s.fields) > 64 {
 		return fmt.Errorf("%d fields aggregated; at most 64", len(s.fields))
+	}
+	any := false
+	for _, k := range s.sketch {
+		any = any || k != 0
+	}
+	if !any {
+		s.sketch = nil
 	}
 	return nil
 }
@@ -169,12 +205,16 @@ func (s *WindowStep) Ports() []string {
 
 // NewWorker makes one keyed worker's operator.
 func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
-	w := &windowWorker{s: s, vals: make([]float64, len(s.fields))}
+	w := &windowWorker{s: s, vals: make([]float64, len(s.fields)), hashes: make([]uint64, len(s.fields))}
 	w.emitFn = w.emit
 	if s.Gap > 0 {
-		w.op = &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments}
+		op := &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments,
+			Sketch: s.sketch, Hashes: w.hashes}
+		w.op, w.hashed = op, &op.Hashed
 	} else {
-		w.op = &window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need}
+		op := &window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need,
+			Sketch: s.sketch, Hashes: w.hashes}
+		w.op, w.hashed = op, &op.Hashed
 	}
 	if len(s.fields) > 0 {
 		fr, err := newFieldReader(s.fields)
@@ -198,11 +238,14 @@ type windowOp interface {
 const maxResults = 2048
 
 type windowWorker struct {
-	s    *WindowStep
-	op   windowOp
-	fr   *fieldReader
-	vals []float64
-	out  *record.Batch // where emit writes
+	s      *WindowStep
+	op     windowOp
+	fr     *fieldReader
+	vals   []float64
+	hashes []uint64 // the operator's Hashes
+	hashed *uint64  // the operator's Hashed
+	text   []byte
+	out    *record.Batch // where emit writes
 	// emitFn is w.emit, made once: a method value passed through an
 	// interface call would be allocated on every call.
 	emitFn  func(*window.Result)
@@ -227,15 +270,22 @@ func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Resul
 				continue
 			}
 			bad := ""
+			var hashed uint64
 			for f := range vals {
 				if x, ok := vals[f].number(); ok {
 					w.vals[f] = x
 					present |= 1 << f
-				} else if t := vals[f].tag; t > 1 { // neither missing nor null
+				} else if t := vals[f].tag; t > 1 && w.s.numeric[f] { // neither missing nor null
 					bad = fmt.Sprintf("window: field %q is %s, not a number", w.s.fields[f], vals[f].kindName())
 					break
 				}
+				if w.s.sketch != nil && w.s.sketch[f]&window.SketchDistinct != 0 && vals[f].tag > 1 {
+					w.text, _ = vals[f].text(w.text[:0])
+					w.hashes[f] = window.KeyHash(w.text)
+					hashed |= 1 << f
+				}
 			}
+			*w.hashed = hashed
 			if bad != "" {
 				res.Failed = append(res.Failed, plugin.Failure{Index: i, Reason: bad})
 				continue
@@ -343,6 +393,10 @@ func appendAgg(b []byte, a *Agg, r *window.Result, need window.Need) []byte {
 		x = m.StddevPop()
 	case AggStdSamp:
 		x = m.StddevSample()
+	case AggDistinct:
+		return strconv.AppendInt(b, int64(r.SK[a.field].D.Estimate()), 10)
+	case AggQuantile:
+		x = r.SK[a.field].Q.Quantile(a.Q)
 	case AggFirst, AggLast:
 		fl := &r.FL[a.field]
 		if !fl.Set {

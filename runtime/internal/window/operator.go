@@ -38,6 +38,14 @@ type Operator struct {
 	Fields int
 	// Need says which parts of the accumulators to keep.
 	Need Need
+	// Sketch[f] says which sketches field f keeps (SketchDistinct,
+	// SketchQuantiles); nil for none.
+	Sketch []uint8
+	// Hashes and Hashed are the value hashes of the record being added,
+	// for distinct counts: bit f of Hashed says Hashes[f] is set. The caller
+	// sets them before each Add.
+	Hashes []uint64
+	Hashed uint64
 	// Retain is how long (in event time) a key without open windows keeps
 	// its (empty) state for reuse before it is dropped. Default: 60 s.
 	Retain int64
@@ -82,6 +90,7 @@ type keyState struct {
 	wins   []winMeta
 	m      []Moments   // len(wins) × Fields
 	fl     []FirstLast // len(wins) × Fields, with NeedFirstLast
+	sk     []*Sketches // len(wins) × Fields, with Sketch (nil for fields without)
 
 	// Room for the usual case (two windows, one field) inside the struct,
 	// so wins and m start on the key's own cache lines.
@@ -103,7 +112,8 @@ type Result struct {
 	N      int64 // records in the window
 	M      []Moments
 	FL     []FirstLast
-	Update bool // a late firing of a window that had fired before
+	SK     []*Sketches // per field; nil entries for fields without sketches
+	Update bool        // a late firing of a window that had fired before
 }
 
 // Outcome says what Add did with a record.
@@ -224,10 +234,13 @@ func (ks *keyState) find(end int64) int {
 
 func (o *Operator) openWindow(ks *keyState, w Window) int {
 	ks.wins = append(ks.wins, winMeta{w: w})
-	for range o.Fields {
+	for f := range o.Fields {
 		ks.m = append(ks.m, Moments{})
 		if o.Need&NeedFirstLast != 0 {
 			ks.fl = append(ks.fl, FirstLast{})
+		}
+		if o.Sketch != nil {
+			ks.sk = append(ks.sk, newSketches(o.Sketch[f]))
 		}
 	}
 	l := o.last
@@ -269,15 +282,21 @@ func (o *Operator) fold(ks *keyState, i int, ts int64, vals []float64, present u
 			ks.fl[i*o.Fields+f].Add(ts, x)
 		}
 	}
+	if o.Sketch != nil {
+		foldSketches(ks.sk[i*o.Fields:(i+1)*o.Fields], vals, present, o.Hashes, o.Hashed)
+	}
 }
 
 func (o *Operator) result(ks *keyState, i int, update bool) *Result {
 	r := &o.res
 	r.Key, r.Window, r.N, r.Update = ks.key, ks.wins[i].w, ks.wins[i].n, update
 	r.M = ks.m[i*o.Fields : (i+1)*o.Fields]
-	r.FL = nil
+	r.FL, r.SK = nil, nil
 	if o.Need&NeedFirstLast != 0 {
 		r.FL = ks.fl[i*o.Fields : (i+1)*o.Fields]
+	}
+	if o.Sketch != nil {
+		r.SK = ks.sk[i*o.Fields : (i+1)*o.Fields]
 	}
 	return r
 }
@@ -293,6 +312,11 @@ func (o *Operator) remove(ks *keyState, i int) {
 		if o.Need&NeedFirstLast != 0 {
 			copy(ks.fl[i*f:(i+1)*f], ks.fl[last*f:])
 			ks.fl = ks.fl[:last*f]
+		}
+		if o.Sketch != nil {
+			copy(ks.sk[i*f:(i+1)*f], ks.sk[last*f:])
+			clear(ks.sk[last*f:])
+			ks.sk = ks.sk[:last*f]
 		}
 	}
 	o.open--

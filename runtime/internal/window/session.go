@@ -22,6 +22,10 @@ type SessionOperator struct {
 	Lateness int64 // >= 0, milliseconds
 	Fields   int
 	Need     Need
+	// Sketch, Hashes and Hashed are as in Operator.
+	Sketch []uint8
+	Hashes []uint64
+	Hashed uint64
 
 	keys     map[string]*sessKey
 	fires    sessHeap
@@ -49,6 +53,7 @@ type session struct {
 	timer   bool // a fire timer for it is in the heap
 	m       []Moments
 	fl      []FirstLast
+	sk      []*Sketches
 	mIn     [1]Moments // m for one field, without another allocation
 }
 
@@ -84,13 +89,19 @@ func (o *SessionOperator) newSession(w Window) *session {
 	if o.Need&NeedFirstLast != 0 {
 		s.fl = make([]FirstLast, o.Fields)
 	}
+	if o.Sketch != nil {
+		s.sk = make([]*Sketches, o.Fields)
+		for f, k := range o.Sketch {
+			s.sk[f] = newSketches(k)
+		}
+	}
 	o.open++
 	return s
 }
 
 func (o *SessionOperator) release(s *session) {
 	o.open--
-	s.m, s.fl = nil, nil
+	s.m, s.fl, s.sk = nil, nil, nil
 	o.free = append(o.free, s)
 }
 
@@ -141,6 +152,9 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 			if s.fl != nil {
 				s.fl[f].Merge(x.fl[f])
 			}
+			if s.sk != nil {
+				s.sk[f].merge(x.sk[f])
+			}
 		}
 		o.release(x)
 	}
@@ -169,6 +183,9 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 			}
 		}
 	}
+	if s.sk != nil {
+		foldSketches(s.sk, vals, present, o.Hashes, o.Hashed)
+	}
 	if o.wm != NoWatermark && w.End-1 <= o.wm {
 		// Its end is already behind the watermark: fire now. A session
 		// that had fired before (itself or one merged into it) is an update.
@@ -189,7 +206,7 @@ func (o *SessionOperator) fired(k *sessKey, s *session) {
 
 func (o *SessionOperator) result(k *sessKey, s *session, update bool) *Result {
 	r := &o.res
-	r.Key, r.Window, r.N, r.Update, r.M, r.FL = k.key, s.w, s.n, update, s.m, s.fl
+	r.Key, r.Window, r.N, r.Update, r.M, r.FL, r.SK = k.key, s.w, s.n, update, s.m, s.fl, s.sk
 	return r
 }
 
