@@ -224,17 +224,16 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		var err error
 		switch {
 		case s.Window != nil:
-			if cfg.Keyed != nil {
-				return cfg, fmt.Errorf("step %s (line %d): a second window step; one window per pipeline in this version", s.Name, s.Line)
-			}
 			var ws *ops.WindowStep
 			if ws, err = windowStep(s, lastKey); err == nil {
-				w := s.Window
-				cfg.Keyed = &engine.Keyed{Step: ws, OutOfOrder: w.OutOfOrder.Milliseconds(), IdleTimeout: w.IdleTimeout,
-					MaxParallelism: w.MaxParallelism}
+				err = r.addKeyed(&cfg, s, ws)
 				st = ws
 			}
 		case s.Key != nil:
+			if cfg.Keyed != nil {
+				err = errors.New("a key step after a window re-keys the stream, which needs a second shuffle: not supported in this version (set the key before the first window)")
+				break
+			}
 			ks := &ops.KeyStep{StepName: s.Name, From: ops.Source{Field: s.Key.Field, Bloblang: s.Key.Bloblang}}
 			if err = ks.Validate(); err == nil {
 				st = ks
@@ -264,7 +263,7 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		switch x := st.(type) {
 		case engine.Step:
 			if cfg.Keyed != nil {
-				cfg.Keyed.Post = append(cfg.Keyed.Post, x)
+				cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Step: x})
 			} else {
 				cfg.Steps = append(cfg.Steps, x)
 			}
@@ -436,6 +435,24 @@ func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
 		return nil, err
 	}
 	return ws, nil
+}
+
+// addKeyed appends a keyed step to the keyed stage, starting it with the
+// first one. The stage's watermark settings come from its first window;
+// later windows must agree or leave them unset.
+func (r *run) addKeyed(cfg *engine.Config, s config.Step, st engine.KeyedStep) error {
+	w := s.Window
+	if cfg.Keyed == nil {
+		cfg.Keyed = &engine.Keyed{OutOfOrder: w.OutOfOrder.Milliseconds(), IdleTimeout: w.IdleTimeout, MaxParallelism: w.MaxParallelism}
+	} else if w != nil {
+		k := cfg.Keyed
+		if (w.OutOfOrder != 0 && w.OutOfOrder.Milliseconds() != k.OutOfOrder) || (w.IdleTimeout != 0 && w.IdleTimeout != k.IdleTimeout) ||
+			(w.MaxParallelism != 0 && w.MaxParallelism != k.MaxParallelism) {
+			return errors.New("a later window shares the first window's watermark and key groups: leave its watermark and max_parallelism unset or equal")
+		}
+	}
+	cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Keyed: st})
+	return nil
 }
 
 func IsGoSource(path string) bool { return gobuild.IsSource(path) }

@@ -226,6 +226,8 @@ func TestInspect(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "p.yaml")
+	win := "input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - key: {field: a}\n  - event_time: {field: t}\n" +
+		"  - window: {tumbling: {size: 1s}, watermark: {out_of_orderness: 1s}}\n"
 	cases := []struct {
 		yaml string
 		want string
@@ -236,6 +238,13 @@ func TestUsageErrors(t *testing.T) {
 		{"input: {file: {paths: [\"${WSP_TEST_UNSET_VAR}\"]}}\noutput: {stdout: {}}\n", "WSP_TEST_UNSET_VAR"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: nope.wasm}\n", "nope.wasm"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: x, timeout: -1s}\n", "wasm.timeout"},
+		{win + "  - key: {field: b}\n", "re-keys the stream"},
+		{win + "  - window: {tumbling: {size: 5s}, watermark: {out_of_orderness: 3s}}\n", "shares the first window's watermark"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - window: {tumbling: {size: 1s}, aggregates: {m: \"median(v, 2)\"}}\n", "takes one field"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - window: {tumbling: {size: 1.5ms}}\n", "whole milliseconds"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - window: {hopping: {size: 1s}}\n", "unknown field"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - event_time: {field: t, format: iso}\n", "format \"iso\""},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - key: {field: a, bloblang: b}\n", "exactly one"},
 	}
 	for _, c := range cases {
 		if err := os.WriteFile(p, []byte(c.yaml), 0o644); err != nil {

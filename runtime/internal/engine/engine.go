@@ -81,7 +81,7 @@ type Config struct {
 	// Keyed, when set, is the keyed stage (a window) after Steps.
 	Keyed *Keyed
 	// PortOutputs[i][port] is the output of step i's named port; with a
-	// keyed stage, i counts Steps, then Keyed.Step, then Keyed.Post.
+	// keyed stage, i counts Steps, then Keyed.Chain.
 	PortOutputs []map[string]Output
 	// Workers is the number of worker goroutines. Default 1.
 	Workers int
@@ -158,9 +158,8 @@ func (c *Config) allSteps() []namedStep {
 		all = append(all, s)
 	}
 	if c.Keyed != nil {
-		all = append(all, c.Keyed.Step)
-		for _, s := range c.Keyed.Post {
-			all = append(all, s)
+		for _, s := range c.Keyed.Chain {
+			all = append(all, s.named())
 		}
 	}
 	return all
@@ -233,6 +232,7 @@ type engine struct {
 	slots chan struct{}
 	m     *Metrics
 	keyed *keyedStage // nil without a window
+	steps []namedStep // cfg.allSteps()
 }
 
 // Run runs the pipeline until the input ends (returns nil) or ctx is done
@@ -245,7 +245,8 @@ func Run(ctx, hard context.Context, cfg Config) error {
 	}
 	e := &engine{cfg: cfg, m: cfg.Metrics, slots: make(chan struct{}, cfg.MaxInFlight)}
 	e.outs = []Output{cfg.Output, cfg.ErrorOutput}
-	e.m.init(cfg.allSteps(), cfg.Output.Name, cfg.ErrorOutput.Name)
+	e.steps = cfg.allSteps()
+	e.m.init(e.steps, cfg.Output.Name, cfg.ErrorOutput.Name)
 	for si, st := range cfg.allSteps() {
 		var idx []int
 		for _, p := range st.Ports() {
@@ -286,33 +287,32 @@ func Run(ctx, hard context.Context, cfg Config) error {
 		}
 	}
 	defer closeWorkers()
-	var kws []KeyedWorker
-	var posts [][]StepWorker
+	var chains [][]chainWorker
 	if k := cfg.Keyed; k != nil {
 		defer func() {
-			for i, kw := range kws {
-				_ = kw.Close(context.Background())
-				for _, w := range posts[i] {
-					_ = w.Close(context.Background())
+			for _, ch := range chains {
+				for _, c := range ch {
+					c.close(context.Background())
 				}
 			}
 		}()
 		for range cfg.Workers {
-			kw, err := k.Step.NewWorker(ctx)
-			if err != nil {
-				return fmt.Errorf("engine: step %s: %w", k.Step.Name(), err)
-			}
-			kws = append(kws, kw)
-			var ws []StepWorker
-			for _, st := range k.Post {
-				w, err := st.NewWorker(ctx)
-				if err != nil {
-					posts = append(posts, ws)
-					return fmt.Errorf("engine: step %s: %w", st.Name(), err)
+			var ch []chainWorker
+			for _, cs := range k.Chain {
+				var c chainWorker
+				var err error
+				if cs.Keyed != nil {
+					c.kw, err = cs.Keyed.NewWorker(ctx)
+				} else {
+					c.sw, err = cs.Step.NewWorker(ctx)
 				}
-				ws = append(ws, w)
+				if err != nil {
+					chains = append(chains, ch)
+					return fmt.Errorf("engine: step %s: %w", cs.named().Name(), err)
+				}
+				ch = append(ch, c)
 			}
-			posts = append(posts, ws)
+			chains = append(chains, ch)
 		}
 		e.keyed = newKeyedStage(k, cfg.Workers, len(cfg.Steps), cfg.MaxInFlight)
 	}
@@ -345,7 +345,7 @@ func Run(ctx, hard context.Context, cfg Config) error {
 	}()
 	waitKeyed := func() {}
 	if e.keyed != nil {
-		waitKeyed = e.startKeyed(ctx, kws, posts)
+		waitKeyed = e.startKeyed(ctx, chains)
 	}
 	seqDone := make(chan struct{})
 	go func() {
@@ -444,6 +444,18 @@ func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
 // on, and appends the dests of the results: the main output (out 0), the
 // error output (out 1) and the ports.
 func (e *engine) runSteps(ctx context.Context, ws []StepWorker, base int, cur *record.Batch, dests []dest) []dest {
+	for wi, w := range ws {
+		if cur, dests = e.runStep(ctx, w, base+wi, cur, dests); cur == nil || cur.Len() == 0 {
+			return dests
+		}
+	}
+	return append(dests, dest{out: 0, b: cur})
+}
+
+// runStep runs cur through step si's worker w. It returns the step's main
+// output (nil when the whole batch failed) and appends the dests of its
+// failures and ports.
+func (e *engine) runStep(ctx context.Context, w StepWorker, si int, cur *record.Batch, dests []dest) (*record.Batch, []dest) {
 	var errs *record.Batch
 	fail := func(src *record.Batch, r *record.Record, step, reason string) {
 		if errs == nil {
@@ -452,21 +464,17 @@ func (e *engine) runSteps(ctx context.Context, ws []StepWorker, base int, cur *r
 		line := errorLine(nil, src.Source, r, step, reason)
 		errs.Records = append(errs.Records, record.Record{Value: line, Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
 	}
-	steps := e.cfg.allSteps()
-	for wi, w := range ws {
-		si := base + wi
-		st := steps[si]
-		sm := &e.m.Steps[si]
-		sm.In.Add(int64(cur.Len()))
-		res, err := w.Process(ctx, cur)
-		if err != nil {
-			sm.Failed.Add(int64(cur.Len()))
-			for i := range cur.Records {
-				fail(cur, &cur.Records[i], st.Name(), err.Error())
-			}
-			cur = nil
-			break
+	st := e.steps[si]
+	sm := &e.m.Steps[si]
+	sm.In.Add(int64(cur.Len()))
+	res, err := w.Process(ctx, cur)
+	var next *record.Batch
+	if err != nil {
+		sm.Failed.Add(int64(cur.Len()))
+		for i := range cur.Records {
+			fail(cur, &cur.Records[i], st.Name(), err.Error())
 		}
+	} else {
 		sm.Failed.Add(int64(len(res.Failed)))
 		sm.Dropped.Add(int64(res.Dropped))
 		for _, f := range res.Failed {
@@ -489,19 +497,13 @@ func (e *engine) runSteps(ctx context.Context, ws []StepWorker, base int, cur *r
 			sm.Routed.Add(int64(pb.Len()))
 			dests = append(dests, dest{out: oi, b: pb})
 		}
-		cur = &res.Ports[0]
-		sm.Out.Add(int64(cur.Len()))
-		if cur.Len() == 0 {
-			break
-		}
-	}
-	if cur != nil && cur.Len() > 0 {
-		dests = append(dests, dest{out: 0, b: cur})
+		next = &res.Ports[0]
+		sm.Out.Add(int64(next.Len()))
 	}
 	if errs != nil {
 		dests = append(dests, dest{out: 1, b: errs})
 	}
-	return dests
+	return next, dests
 }
 
 // sequence restores input order and dispatches results to the writers (and

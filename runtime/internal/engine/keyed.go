@@ -50,10 +50,13 @@ import (
 
 // Keyed configures the keyed stage. Zero values take the documented defaults.
 type Keyed struct {
-	Step KeyedStep
-	// Post are the steps after the keyed step; their ports are in
-	// Config.PortOutputs after those of Steps and of Step.
-	Post []Step
+	// Chain is the stage's steps in pipeline order, the first a keyed step:
+	// keyed steps (windows, time-series operators) and stateless steps
+	// between and after them, all run by the keyed worker that owns the
+	// record's key (they share the key partitioning: a later keyed step
+	// keys by the same key). Their ports are in Config.PortOutputs after
+	// those of Config.Steps.
+	Chain []ChainStep
 	// OutOfOrder is the bounded out-of-orderness in milliseconds (>= 0).
 	OutOfOrder int64
 	// IdleTimeout lets an input partition without records for that long
@@ -66,6 +69,34 @@ type Keyed struct {
 	MaxParallelism int
 	// Now is the processing-time clock; tests inject one. Default time.Now.
 	Now func() time.Time
+}
+
+// ChainStep is one step of the keyed stage: exactly one of Keyed and Step.
+type ChainStep struct {
+	Keyed KeyedStep
+	Step  Step
+}
+
+func (c ChainStep) named() namedStep {
+	if c.Keyed != nil {
+		return c.Keyed
+	}
+	return c.Step
+}
+
+// chainWorker is a keyed worker's instance of a ChainStep.
+type chainWorker struct {
+	kw KeyedWorker
+	sw StepWorker
+}
+
+func (c chainWorker) close(ctx context.Context) {
+	if c.kw != nil {
+		_ = c.kw.Close(ctx)
+	}
+	if c.sw != nil {
+		_ = c.sw.Close(ctx)
+	}
 }
 
 // KeyedStep is a stateful step over keyed, timestamped records.
@@ -93,6 +124,14 @@ type KeyedWorker interface {
 }
 
 func (k *Keyed) validate(workers int) error {
+	if len(k.Chain) == 0 || k.Chain[0].Keyed == nil {
+		return fmt.Errorf("engine: the keyed stage must start with a keyed step")
+	}
+	for i, c := range k.Chain {
+		if (c.Keyed == nil) == (c.Step == nil) {
+			return fmt.Errorf("engine: keyed stage step %d: set exactly one of Keyed and Step", i)
+		}
+	}
 	if k.MaxParallelism == 0 {
 		k.MaxParallelism = window.DefaultMaxParallelism
 	}
@@ -221,7 +260,7 @@ func (e *engine) dispatchKeyed(j *job, b *record.Batch) []*record.Batch {
 	if len(bad) > 0 {
 		errs := &record.Batch{Source: b.Source}
 		for i, r := range bad {
-			line := errorLine(nil, b.Source, r, e.cfg.Keyed.Step.Name(), reasons[i])
+			line := errorLine(nil, b.Source, r, e.cfg.Keyed.Chain[0].Keyed.Name(), reasons[i])
 			errs.Records = append(errs.Records, record.Record{Value: line, Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
 		}
 		e.m.Steps[k.base].In.Add(int64(len(bad)))
@@ -231,31 +270,17 @@ func (e *engine) dispatchKeyed(j *job, b *record.Batch) []*record.Batch {
 	return subs
 }
 
-// keyedWorker is the goroutine of keyed worker i.
-func (e *engine) keyedWorker(ctx context.Context, i int, kw KeyedWorker, post []StepWorker) {
+// keyedWorker is the goroutine of keyed worker i; ws are its instances of
+// the chain's steps.
+func (e *engine) keyedWorker(ctx context.Context, i int, ws []chainWorker) {
 	k := e.keyed
-	step := e.cfg.Keyed.Step
-	sm := &e.m.Steps[k.base]
-	noAck := func() *tracker {
-		return &tracker{pending: 0, ack: func(context.Context, error) error { return nil }, release: func() {}, onAckErr: e.ackFailed}
+	noAck := func(n int) *tracker {
+		return &tracker{pending: n, ack: func(context.Context, error) error { return nil }, release: func() {}, onAckErr: e.ackFailed}
 	}
 	var wm int64 = window.NoWatermark
 	for msg := range k.chans[i] {
 		if msg.b != nil {
-			sm.In.Add(int64(msg.b.Len()))
-			res := newResult(len(step.Ports())+1, msg.b.Source)
-			var dests []dest
-			if err := kw.Add(ctx, msg.b, res); err != nil {
-				sm.Failed.Add(int64(msg.b.Len()))
-				errs := &record.Batch{Source: msg.b.Source}
-				for ri := range msg.b.Records {
-					r := &msg.b.Records[ri]
-					errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, msg.b.Source, r, step.Name(), err.Error()), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
-				}
-				dests = append(dests, dest{out: 1, b: errs})
-			} else {
-				dests = e.keyedResults(ctx, msg.b, res, post, dests)
-			}
+			dests := e.flow(ctx, ws, 0, msg.b, nil)
 			// The input batch's share is absorbed: pass what must still be
 			// written to the writers under its tracker, then release ours.
 			msg.t.add(len(dests))
@@ -265,19 +290,31 @@ func (e *engine) keyedWorker(ctx context.Context, i int, kw KeyedWorker, post []
 			msg.t.done(nil)
 			putRecords(msg.b.Records) // nothing refers to the sub-batch now
 		}
-		if msg.wm > wm {
-			wm = msg.wm
+		if msg.wm <= wm {
+			continue
+		}
+		wm = msg.wm
+		// Each keyed step in order: what fires flows through the rest of
+		// the chain (a later keyed step adds it before it advances itself,
+		// so results are never late for it).
+		for ci, c := range ws {
+			if c.kw == nil {
+				continue
+			}
+			st := e.cfg.Keyed.Chain[ci].Keyed
 			for done := false; !done; {
-				res := newResult(len(step.Ports())+1, record.Source{Input: step.Name()})
+				res := newResult(len(st.Ports())+1, record.Source{Input: st.Name()})
 				var err error
-				if done, err = kw.Advance(ctx, wm, res); err != nil {
-					e.cfg.Logger.Error("window advance failed", "step", step.Name(), "error", err)
+				if done, err = c.kw.Advance(ctx, wm, res); err != nil {
+					e.cfg.Logger.Error("keyed step advance failed", "step", st.Name(), "error", err)
 					break
 				}
-				dests := e.keyedResults(ctx, nil, res, post, nil)
+				next, dests := e.keyedOutputs(k.base+ci, nil, res, nil)
+				if next.Len() > 0 {
+					dests = e.flow(ctx, ws, ci+1, next, dests)
+				}
 				if len(dests) > 0 {
-					t := noAck()
-					t.add(len(dests))
+					t := noAck(len(dests))
 					for _, d := range dests {
 						e.chans[d.out] <- write{b: d.b, t: t}
 					}
@@ -287,20 +324,50 @@ func (e *engine) keyedWorker(ctx context.Context, i int, kw KeyedWorker, post []
 	}
 }
 
-// keyedResults turns a keyed step's result into dests: failures (indexes
-// into in) to the error output, ports to their outputs, results through the
-// post steps.
-func (e *engine) keyedResults(ctx context.Context, in *record.Batch, res *plugin.Result, post []StepWorker, dests []dest) []dest {
+// flow runs cur through the chain from step `from` on and returns the
+// dests of everything that comes out: the main output, the error output,
+// ports.
+func (e *engine) flow(ctx context.Context, ws []chainWorker, from int, cur *record.Batch, dests []dest) []dest {
 	k := e.keyed
-	sm := &e.m.Steps[k.base]
-	step := e.cfg.Keyed.Step
+	for ci := from; ci < len(ws) && cur != nil && cur.Len() > 0; ci++ {
+		si := k.base + ci
+		c := ws[ci]
+		if c.sw != nil {
+			cur, dests = e.runStep(ctx, c.sw, si, cur, dests)
+			continue
+		}
+		st := e.cfg.Keyed.Chain[ci].Keyed
+		e.m.Steps[si].In.Add(int64(cur.Len()))
+		res := newResult(len(st.Ports())+1, cur.Source)
+		if err := c.kw.Add(ctx, cur, res); err != nil {
+			e.m.Steps[si].Failed.Add(int64(cur.Len()))
+			errs := &record.Batch{Source: cur.Source}
+			for ri := range cur.Records {
+				r := &cur.Records[ri]
+				errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, cur.Source, r, st.Name(), err.Error()), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+			}
+			return append(dests, dest{out: 1, b: errs})
+		}
+		cur, dests = e.keyedOutputs(si, cur, res, dests)
+	}
+	if cur != nil && cur.Len() > 0 {
+		dests = append(dests, dest{out: 0, b: cur})
+	}
+	return dests
+}
+
+// keyedOutputs counts a keyed step's result and turns its failures
+// (indexes into in) and ports into dests; it returns the main output.
+func (e *engine) keyedOutputs(si int, in *record.Batch, res *plugin.Result, dests []dest) (*record.Batch, []dest) {
+	sm := &e.m.Steps[si]
+	name := e.steps[si].Name()
 	sm.Failed.Add(int64(len(res.Failed)))
 	sm.Dropped.Add(int64(res.Dropped))
 	if len(res.Failed) > 0 && in != nil {
 		errs := &record.Batch{Source: in.Source}
 		for _, f := range res.Failed {
 			r := &in.Records[f.Index]
-			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, in.Source, r, step.Name(), f.Reason), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, in.Source, r, name, f.Reason), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
 		}
 		dests = append(dests, dest{out: 1, b: errs})
 	}
@@ -309,7 +376,7 @@ func (e *engine) keyedResults(ctx context.Context, in *record.Batch, res *plugin
 		if pb.Len() == 0 {
 			continue
 		}
-		oi := e.ports[k.base][p-1]
+		oi := e.ports[si][p-1]
 		if oi < 0 {
 			sm.Dropped.Add(int64(pb.Len()))
 			continue
@@ -319,10 +386,7 @@ func (e *engine) keyedResults(ctx context.Context, in *record.Batch, res *plugin
 	}
 	out := &res.Ports[0]
 	sm.Out.Add(int64(out.Len()))
-	if out.Len() > 0 {
-		dests = e.runSteps(ctx, post, k.base+1, out, dests)
-	}
-	return dests
+	return out, dests
 }
 
 func newResult(ports int, src record.Source) *plugin.Result {
@@ -359,14 +423,14 @@ func (t *tracker) add(n int) {
 	t.mu.Unlock()
 }
 
-// keyedWorkers starts the keyed workers; wait returns when all have ended.
-func (e *engine) startKeyed(ctx context.Context, kws []KeyedWorker, posts [][]StepWorker) (wait func()) {
+// startKeyed starts the keyed workers; wait returns when all have ended.
+func (e *engine) startKeyed(ctx context.Context, chains [][]chainWorker) (wait func()) {
 	var wg sync.WaitGroup
-	for i := range kws {
+	for i := range chains {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.keyedWorker(ctx, i, kws[i], posts[i])
+			e.keyedWorker(ctx, i, chains[i])
 		}()
 	}
 	return wg.Wait

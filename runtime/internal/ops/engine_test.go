@@ -91,7 +91,7 @@ func runWindowPipeline(t *testing.T, lines [][]byte, workers, bs, parts int, win
 	m := engine.NewMetrics()
 	err := engine.Run(context.Background(), context.Background(), engine.Config{
 		Input: in, Steps: []engine.Step{key, ts}, Workers: workers, Metrics: m,
-		Keyed:  &engine.Keyed{Step: &w, OutOfOrder: bound},
+		Keyed:  &engine.Keyed{Chain: []engine.ChainStep{{Keyed: &w}}, OutOfOrder: bound},
 		Output: engine.Output{Out: out}, ErrorOutput: engine.Output{Out: errs},
 	})
 	if err != nil {
@@ -271,7 +271,7 @@ func TestWindowRecordsWithoutKeyOrTime(t *testing.T) {
 	in := &sliceInput{lines: [][]byte{[]byte(`{"ts":1}`), []byte(`{"ts":2}`)}, bs: 10, parts: 1}
 	out, errs := &sliceOutput{}, &sliceOutput{}
 	if err := engine.Run(context.Background(), context.Background(), engine.Config{
-		Input: in, Steps: []engine.Step{ts}, Keyed: &engine.Keyed{Step: w},
+		Input: in, Steps: []engine.Step{ts}, Keyed: &engine.Keyed{Chain: []engine.ChainStep{{Keyed: w}}},
 		Output: engine.Output{Out: out}, ErrorOutput: engine.Output{Out: errs},
 	}); err != nil {
 		t.Fatal(err)
@@ -330,5 +330,56 @@ func checkSessions(t *testing.T, lines [][]byte, gap int64, got map[string]map[s
 	}
 	if n != len(got) || merged < 100 {
 		t.Fatalf("%d sessions directly (%d of several records), %d from the pipeline", n, merged, len(got))
+	}
+}
+
+// TestChainedWindows: window results flow into a second window of the same
+// key (1 s counts summed into 5 s windows): the 5 s sums equal the 5 s
+// counts computed directly, for any number of workers.
+func TestChainedWindows(t *testing.T) {
+	const bound = 300
+	lines := sensorLines(20_000, 11, bound, 5)
+	key := &KeyStep{StepName: "key", From: Source{Field: "id"}}
+	ts := &TimeStep{StepName: "ts", From: Source{Field: "ts"}}
+	sum, _ := ParseAgg("n", "sum(count)")
+	direct := map[string]float64{}
+	for _, l := range lines {
+		var r struct {
+			ID string
+			TS int64
+		}
+		_ = json.Unmarshal(l, &r)
+		direct[fmt.Sprint(r.ID, "@", float64(r.TS-((r.TS%5000)+5000)%5000))]++
+	}
+	for _, workers := range []int{1, 3} {
+		w1 := &WindowStep{StepName: "w1", Size: 1000, KeyName: "id"}
+		w2 := &WindowStep{StepName: "w2", Size: 5000, KeyName: "id", Aggs: []Agg{sum}}
+		for _, v := range []interface{ Validate() error }{key, ts, w1, w2} {
+			if err := v.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in := &sliceInput{lines: lines, bs: 500, parts: 1}
+		out, errs := &sliceOutput{}, &sliceOutput{}
+		m := engine.NewMetrics()
+		if err := engine.Run(context.Background(), context.Background(), engine.Config{
+			Input: in, Steps: []engine.Step{key, ts}, Workers: workers, Metrics: m,
+			Keyed:  &engine.Keyed{Chain: []engine.ChainStep{{Keyed: w1}, {Keyed: w2}}, OutOfOrder: bound},
+			Output: engine.Output{Out: out}, ErrorOutput: engine.Output{Out: errs},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got := byWindow(t, out.vals)
+		if len(errs.vals) > 0 || len(got) != len(direct) {
+			t.Fatalf("workers %d: %d windows (want %d), errors %v", workers, len(got), len(direct), errs.vals)
+		}
+		for k, n := range direct {
+			if g := got[k]; g == nil || g["n"] != n || g["count"].(float64) > 5 {
+				t.Fatalf("workers %d: window %s = %v, want n=%v", workers, k, got[k], n)
+			}
+		}
+		if s := m.Snapshot(); s.Steps[2].Out != s.Steps[3].In || s.Steps[3].Dropped != 0 || s.Steps[3].Out != int64(len(direct)) {
+			t.Fatalf("counters %+v", s.Steps)
+		}
 	}
 }
