@@ -121,7 +121,7 @@ func TestSensorWindowExamples(t *testing.T) {
 	f.Close()
 	clean := len(expect(t, input).clean)
 	for _, c := range []struct {
-		file, out string
+		file, out  string
 		perReading int
 	}{{"moving-average.yaml", "moving-average.jsonl", 6}, {"sessions.yaml", "sessions.jsonl", 1}} {
 		t.Run(c.file, func(t *testing.T) {
