@@ -172,7 +172,9 @@ type run struct {
 	opts    Options
 	eng     *plugin.Engine
 	modules []*plugin.Module
-	closers []func(context.Context) error
+	// keyedSet: a window has set the keyed stage's watermark settings.
+	keyedSet bool
+	closers  []func(context.Context) error
 }
 
 func (r *run) close() {
@@ -228,6 +230,22 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 			if ws, err = windowStep(s, lastKey); err == nil {
 				err = r.addKeyed(&cfg, s, ws)
 				st = ws
+			}
+		case s.TimeSeries != nil:
+			ts := &ops.TimeSeriesStep{StepName: s.Name, Field: s.TimeSeries.Field}
+			for _, o := range s.TimeSeries.Outputs {
+				out, perr := ops.ParseTSOutput(o.Name, o.Expr)
+				if perr != nil {
+					err = fmt.Errorf("step %s (line %d): %w", s.Name, o.Line, perr)
+					break
+				}
+				ts.Outputs = append(ts.Outputs, out)
+			}
+			if err == nil {
+				if err = ts.Validate(); err == nil {
+					err = r.addKeyed(&cfg, s, ts)
+					st = ts
+				}
 			}
 		case s.Key != nil:
 			if cfg.Keyed != nil {
@@ -441,12 +459,15 @@ func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
 // first one. The stage's watermark settings come from its first window;
 // later windows must agree or leave them unset.
 func (r *run) addKeyed(cfg *engine.Config, s config.Step, st engine.KeyedStep) error {
-	w := s.Window
 	if cfg.Keyed == nil {
-		cfg.Keyed = &engine.Keyed{OutOfOrder: w.OutOfOrder.Milliseconds(), IdleTimeout: w.IdleTimeout, MaxParallelism: w.MaxParallelism}
-	} else if w != nil {
+		cfg.Keyed = &engine.Keyed{}
+	}
+	if w := s.Window; w != nil {
 		k := cfg.Keyed
-		if (w.OutOfOrder != 0 && w.OutOfOrder.Milliseconds() != k.OutOfOrder) || (w.IdleTimeout != 0 && w.IdleTimeout != k.IdleTimeout) ||
+		if !r.keyedSet {
+			r.keyedSet = true
+			k.OutOfOrder, k.IdleTimeout, k.MaxParallelism = w.OutOfOrder.Milliseconds(), w.IdleTimeout, w.MaxParallelism
+		} else if (w.OutOfOrder != 0 && w.OutOfOrder.Milliseconds() != k.OutOfOrder) || (w.IdleTimeout != 0 && w.IdleTimeout != k.IdleTimeout) ||
 			(w.MaxParallelism != 0 && w.MaxParallelism != k.MaxParallelism) {
 			return errors.New("a later window shares the first window's watermark and key groups: leave its watermark and max_parallelism unset or equal")
 		}

@@ -155,3 +155,74 @@ func TestSensorWindowExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestSensorAnomaliesExample runs the time-series example: every clean
+// reading comes out once, in input order per sensor, with its sensor's
+// running total, and an anomaly flag that agrees with its z-score.
+func TestSensorAnomaliesExample(t *testing.T) {
+	dir := t.TempDir()
+	input := filepath.Join(dir, "readings.jsonl")
+	f, err := os.Create(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sensorgen.Write(f, 20000, 9); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	clean := expect(t, input).clean
+	out := filepath.Join(dir, "out")
+	t.Setenv("SENSORS_INPUT", input)
+	t.Setenv("SENSORS_OUT", out)
+	code, _, stderr := runWSP(t, "run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", "2",
+		repoPath("examples/sensors/anomalies.yaml"))
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	got := readLines(t, filepath.Join(out, "anomalies.jsonl"))
+	if len(got) != len(clean) {
+		t.Fatalf("%d records, want %d", len(got), len(clean))
+	}
+	type reading struct {
+		SensorID string   `json:"sensor_id"`
+		Value    float64  `json:"value"`
+		TS       int64    `json:"ts"`
+		Total    float64  `json:"total"`
+		Z        *float64 `json:"z"`
+		Anomaly  bool     `json:"anomaly"`
+	}
+	// Per sensor, the output holds the clean readings in their input order.
+	want := map[string][]reading{}
+	for _, l := range clean {
+		var r reading
+		_ = json.Unmarshal([]byte(l), &r)
+		want[r.SensorID] = append(want[r.SensorID], r)
+	}
+	next := map[string]int{}
+	totals := map[string]float64{}
+	anomalies := 0
+	for _, l := range got {
+		var r reading
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		i := next[r.SensorID]
+		next[r.SensorID]++
+		if w := want[r.SensorID]; i >= len(w) || w[i].TS != r.TS || w[i].Value != r.Value {
+			t.Fatalf("sensor %s reading %d out of order or unknown: %s", r.SensorID, i, l)
+		}
+		totals[r.SensorID] += r.Value
+		if !close(r.Total, totals[r.SensorID]) {
+			t.Fatalf("total %v, want %v: %s", r.Total, totals[r.SensorID], l)
+		}
+		if r.Anomaly != (r.Z != nil && math.Abs(*r.Z) > 3) {
+			t.Fatalf("anomaly flag disagrees with z: %s", l)
+		}
+		if r.Anomaly {
+			anomalies++
+		}
+	}
+	if anomalies == 0 {
+		t.Fatal("no anomaly flagged: the generated data has spikes")
+	}
+}

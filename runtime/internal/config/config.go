@@ -37,13 +37,14 @@ type Pipeline struct {
 
 // Step is one entry of `pipeline:`.
 type Step struct {
-	Name      string                    // `name:`, default "<kind><n>" e.g. "wasm1"
-	Wasm      *Wasm                     // a Wasm step (also a key or event_time step given by a module)
-	Key       *Extract                  // a key step read by the host
-	EventTime *Extract                  // an event_time step read by the host
-	Window    *Window                   // a window step
-	Outputs   map[string]map[string]any // port name -> Benthos output config
-	Line      int                       // line in the file, for errors
+	Name       string                    // `name:`, default "<kind><n>" e.g. "wasm1"
+	Wasm       *Wasm                     // a Wasm step (also a key or event_time step given by a module)
+	Key        *Extract                  // a key step read by the host
+	EventTime  *Extract                  // an event_time step read by the host
+	Window     *Window                   // a window step
+	TimeSeries *TimeSeries               // a timeseries step
+	Outputs    map[string]map[string]any // port name -> Benthos output config
+	Line       int                       // line in the file, for errors
 }
 
 // Wasm configures a Wasm step.
@@ -78,6 +79,12 @@ type Window struct {
 	KeyName             string        // the result's key field; default: the key field's name, else "key"
 	Aggregates          []NamedAgg    // in file order
 	MaxParallelism      int           // key groups; 0 = 128
+}
+
+// TimeSeries configures a timeseries step: per-key helpers over one field.
+type TimeSeries struct {
+	Field   string
+	Outputs []NamedAgg // name: helper(args), in file order
 }
 
 // NamedAgg is one entry of window.aggregates: name: kind(field).
@@ -244,6 +251,13 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 			}
 			s.Window = w
 			kinds = append(kinds, k.Value)
+		case "timeseries":
+			ts, err := timeSeriesConf(v)
+			if err != nil {
+				return s, err
+			}
+			s.TimeSeries = ts
+			kinds = append(kinds, k.Value)
 		case "outputs":
 			if v.Kind != yaml.MappingNode {
 				return s, fmt.Errorf("line %d: outputs must map port names to output configs", v.Line)
@@ -257,7 +271,7 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 				s.Outputs[v.Content[p].Value] = c
 			}
 		default:
-			return s, fmt.Errorf("line %d: unknown step field %q (want name, wasm, key, event_time, window, outputs)", k.Line, k.Value)
+			return s, fmt.Errorf("line %d: unknown step field %q (want name, wasm, key, event_time, window, timeseries, outputs)", k.Line, k.Value)
 		}
 		if k.Value == "wasm" {
 			kinds = append(kinds, k.Value)
@@ -265,7 +279,7 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 	}
 	switch len(kinds) {
 	case 0:
-		return s, fmt.Errorf("line %d: step %d has no kind (want wasm, key, event_time or window)", n.Line, i+1)
+		return s, fmt.Errorf("line %d: step %d has no kind (want wasm, key, event_time, window or timeseries)", n.Line, i+1)
 	case 1:
 	default:
 		return s, fmt.Errorf("line %d: step %d has several kinds (%s): one per step", n.Line, i+1, strings.Join(kinds, ", "))
@@ -370,6 +384,34 @@ func extract(what string, n *yaml.Node, dir string) (*Extract, *Wasm, error) {
 		return nil, nil, fmt.Errorf("line %d: %s: format applies to field, bloblang and metadata, not wasm", n.Line, what)
 	}
 	return e, w, nil
+}
+
+// timeSeriesConf parses a timeseries step.
+func timeSeriesConf(n *yaml.Node) (*TimeSeries, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: timeseries must be a mapping such as {field: value, outputs: {avg: moving_avg(30s)}}", n.Line)
+	}
+	ts := &TimeSeries{}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		switch k.Value {
+		case "field":
+			ts.Field = v.Value
+		case "outputs":
+			if v.Kind != yaml.MappingNode {
+				return nil, fmt.Errorf("line %d: timeseries.outputs must map field names to helpers, e.g. {avg: moving_avg(30s)}", v.Line)
+			}
+			for a := 0; a+1 < len(v.Content); a += 2 {
+				ts.Outputs = append(ts.Outputs, NamedAgg{Name: v.Content[a].Value, Expr: v.Content[a+1].Value, Line: v.Content[a].Line})
+			}
+		default:
+			return nil, fmt.Errorf("line %d: timeseries.%s: unknown field (want field, outputs)", k.Line, k.Value)
+		}
+	}
+	if ts.Field == "" || len(ts.Outputs) == 0 {
+		return nil, fmt.Errorf("line %d: timeseries needs field and outputs", n.Line)
+	}
+	return ts, nil
 }
 
 // windowConf parses a window step.

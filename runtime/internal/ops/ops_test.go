@@ -367,3 +367,71 @@ func TestWindowSketches(t *testing.T) {
 		t.Errorf("p90 %v", p)
 	}
 }
+
+func TestTimeSeries(t *testing.T) {
+	s := &TimeSeriesStep{StepName: "ts", Field: "v"}
+	for _, o := range [][2]string{{"sum", "cumsum()"}, {"ma", "moving_avg(10ms)"}, {"ew", "ewma(0.5)"}, {"z", "zscore(10ms)"}, {"odd", "anomaly(10ms, 3)"}} {
+		out, err := ParseTSOutput(o[0], o[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Outputs = append(s.Outputs, out)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	kw, err := s.NewWorker(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []record.Record{
+		rec("a", 0, `{"v":1}`), rec("a", 1, `{"v":2}`), rec("b", 1, ` { } `), rec("a", 2, `{"v":3}`), rec("a", 3, `{ "v" : 4 }`),
+		rec("a", 4, `{"v":100,"x":"y"}`), rec("b", 5, `{"v":"n/a"}`), rec("a", 20, `{"v":5}`), rec("b", 6, `{"v":-2}`),
+	}
+	res := &plugin.Result{Ports: make([]record.Batch, 1)}
+	if err := kw.Add(context.Background(), &record.Batch{Records: in}, res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Failed) != 2 || res.Failed[0].Index != 2 || res.Failed[1].Reason != `timeseries: field "v" is a string, not a number` {
+		t.Fatalf("failures %+v", res.Failed)
+	}
+	z3, z4, z5 := 3.0, 2/math.Sqrt(2.0/3), 97.5/math.Sqrt(1.25)
+	want := []map[string]any{
+		{"v": 1.0, "sum": 1.0, "ma": 1.0, "ew": 1.0, "z": nil, "odd": false},
+		{"v": 2.0, "sum": 3.0, "ma": 1.5, "ew": 1.5, "z": nil, "odd": false},
+		{"v": 3.0, "sum": 6.0, "ma": 2.0, "ew": 2.25, "z": z3, "odd": false},
+		{"v": 4.0, "sum": 10.0, "ma": 2.5, "ew": 3.125, "z": z4, "odd": false},
+		{"v": 100.0, "x": "y", "sum": 110.0, "ma": 22.0, "ew": 51.5625, "z": z5, "odd": true},
+		{"v": 5.0, "sum": 115.0, "ma": 5.0, "ew": 28.28125, "z": nil, "odd": false}, // the window (10, 20] is empty before it
+		{"v": -2.0, "sum": -2.0, "ma": -2.0, "ew": -2.0, "z": nil, "odd": false},
+	}
+	out := res.Ports[0].Records
+	if len(out) != len(want) {
+		t.Fatalf("%d records out", len(out))
+	}
+	for i, r := range out {
+		var got map[string]any
+		if err := json.Unmarshal(r.Value, &got); err != nil {
+			t.Fatalf("record %d: %q: %v", i, r.Value, err)
+		}
+		for k, wv := range want[i] {
+			gv := got[k]
+			wf, isF := wv.(float64)
+			if gf, ok := gv.(float64); isF && ok {
+				if math.Abs(gf-wf) > 1e-9*math.Max(1, math.Abs(wf)) {
+					t.Errorf("record %d: %s = %v, want %v", i, k, gv, wv)
+				}
+			} else if gv != wv {
+				t.Errorf("record %d: %s = %v, want %v (%s)", i, k, gv, wv, r.Value)
+			}
+		}
+		if len(got) != len(want[i]) {
+			t.Errorf("record %d: %s", i, r.Value)
+		}
+	}
+	for _, bad := range []string{"cumsum(1)", "moving_avg()", "ewma(2)", "anomaly(1s)", "zscore(-1s)", "median()", "anomaly(1s, x)"} {
+		if _, err := ParseTSOutput("x", bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
