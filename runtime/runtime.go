@@ -429,6 +429,9 @@ func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
 		Offset:   w.Offset.Milliseconds(),
 		Lateness: w.Lateness.Milliseconds(),
 		KeyName:  w.KeyName,
+		// emission "updates"
+		EarlyEveryMs:      w.EarlyEvery.Milliseconds(),
+		EarlyEveryRecords: w.EarlyEveryRecords,
 	}
 	switch w.Type {
 	case "sliding":

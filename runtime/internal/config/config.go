@@ -77,6 +77,9 @@ type Window struct {
 	IdleTimeout         time.Duration // watermark.idle_timeout; 0 = never
 	Lateness            time.Duration // allowed_lateness
 	KeyName             string        // the result's key field; default: the key field's name, else "key"
+	Emit                string        // final (default) or updates
+	EarlyEvery          time.Duration // updates: early results each time the watermark passes a multiple
+	EarlyEveryRecords   int64         // updates: early results every N records of a window
 	Aggregates          []NamedAgg    // in file order
 	MaxParallelism      int           // key groups; 0 = 128
 }
@@ -477,6 +480,17 @@ func windowConf(n *yaml.Node) (*Window, error) {
 			err = dur(v, &w.Lateness)
 		case "key_name":
 			w.KeyName = v.Value
+		case "emit":
+			w.Emit = v.Value
+			if w.Emit != "final" && w.Emit != "updates" {
+				err = fmt.Errorf("%q: want final or updates", v.Value)
+			}
+		case "early_every":
+			err = dur(v, &w.EarlyEvery)
+		case "early_every_records":
+			if err = v.Decode(&w.EarlyEveryRecords); err == nil && w.EarlyEveryRecords <= 0 {
+				err = errors.New("must be a positive number of records")
+			}
 		case "max_parallelism":
 			err = v.Decode(&w.MaxParallelism)
 		case "aggregates":
@@ -488,7 +502,7 @@ func windowConf(n *yaml.Node) (*Window, error) {
 				w.Aggregates = append(w.Aggregates, NamedAgg{Name: v.Content[a].Value, Expr: v.Content[a+1].Value, Line: v.Content[a].Line})
 			}
 		default:
-			err = errors.New("unknown field (want tumbling, sliding, session, watermark, allowed_lateness, key_name, max_parallelism, aggregates)")
+			err = errors.New("unknown field (want tumbling, sliding, session, watermark, allowed_lateness, key_name, emit, early_every, early_every_records, max_parallelism, aggregates)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d: window.%s: %w", k.Line, k.Value, err)
@@ -496,6 +510,14 @@ func windowConf(n *yaml.Node) (*Window, error) {
 	}
 	if w.Type == "" {
 		return nil, fmt.Errorf("line %d: window: set a window type (tumbling, sliding or session)", n.Line)
+	}
+	switch {
+	case w.Emit == "updates" && w.EarlyEvery == 0 && w.EarlyEveryRecords == 0:
+		return nil, fmt.Errorf("line %d: window.emit updates: set early_every (event time) or early_every_records", n.Line)
+	case w.Emit != "updates" && (w.EarlyEvery != 0 || w.EarlyEveryRecords != 0):
+		return nil, fmt.Errorf("line %d: window: early_every and early_every_records need emit: updates", n.Line)
+	case w.Emit == "updates" && w.Type == "session":
+		return nil, fmt.Errorf("line %d: window: emit updates is not implemented for session windows yet", n.Line)
 	}
 	if w.Type == "session" {
 		if w.Gap <= 0 {

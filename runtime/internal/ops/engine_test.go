@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -380,6 +381,51 @@ func TestChainedWindows(t *testing.T) {
 		}
 		if s := m.Snapshot(); s.Steps[2].Out != s.Steps[3].In || s.Steps[3].Dropped != 0 || s.Steps[3].Out != int64(len(direct)) {
 			t.Fatalf("counters %+v", s.Steps)
+		}
+	}
+}
+
+// TestEarlyResultsDeterministic: with emission "updates", early results
+// come from the data: a run gives the same results, early ones included,
+// for any number of workers. Early results by record count do not depend
+// on batch sizes either; those by watermark do (the watermark moves per
+// batch), as semantics.md says of watermarks.
+func TestEarlyResultsDeterministic(t *testing.T) {
+	const bound = 300
+	lines := sensorLines(10_000, 13, bound, 7)
+	for _, win := range []*WindowStep{
+		{StepName: "every_ms", Size: 5000, KeyName: "id", Aggs: windowAggs(t), EarlyEveryMs: 1000},
+		{StepName: "every_records", Size: 5000, KeyName: "id", Aggs: windowAggs(t), EarlyEveryRecords: 10},
+	} {
+		var ref []string
+		runs := []struct{ workers, bs int }{{1, 64}, {3, 64}}
+		if win.EarlyEveryRecords > 0 {
+			runs[0].bs = 1000
+		}
+		for _, c := range runs {
+			vals, _, _ := runWindowPipeline(t, lines, c.workers, c.bs, 1, win, bound)
+			early, final := 0, 0
+			for _, v := range vals {
+				switch {
+				case strings.Contains(v, `"early":true`):
+					early++
+				case strings.Contains(v, `"early":false`):
+					final++
+				default:
+					t.Fatalf("%s: a result without the early field: %s", win.StepName, v)
+				}
+			}
+			sort.Strings(vals)
+			if ref == nil {
+				ref = vals
+				if early == 0 || final == 0 {
+					t.Fatalf("%s: %d early and %d final results", win.StepName, early, final)
+				}
+				continue
+			}
+			if strings.Join(vals, "\n") != strings.Join(ref, "\n") {
+				t.Fatalf("%s: results differ with %d workers, batch %d", win.StepName, c.workers, c.bs)
+			}
 		}
 	}
 }

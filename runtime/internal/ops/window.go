@@ -102,6 +102,9 @@ type WindowStep struct {
 	// LateOutput is set when the `late` port has an output; otherwise late
 	// records are counted and dropped.
 	LateOutput bool
+	// EarlyEveryMs and EarlyEveryRecords select emission "updates" (early
+	// results, marked "early": true; every result then has the field).
+	EarlyEveryMs, EarlyEveryRecords int64
 
 	fields  []string
 	need    window.Need
@@ -138,7 +141,10 @@ func (s *WindowStep) Validate() error {
 		}
 		s.assign = sw.Assign
 	}
-	seen := map[string]bool{s.KeyName: true, "window_start": true, "window_end": true, "update": true}
+	if s.Gap > 0 && (s.EarlyEveryMs > 0 || s.EarlyEveryRecords > 0) {
+		return fmt.Errorf("early results (emit: updates) are not implemented for session windows yet")
+	}
+	seen := map[string]bool{s.KeyName: true, "window_start": true, "window_end": true, "update": true, "early": true}
 	idx := map[string]int{}
 	s.fields, s.need, s.sketch, s.numeric = nil, 0, nil, nil
 	for i := range s.Aggs {
@@ -147,7 +153,7 @@ func (s *WindowStep) Validate() error {
 			continue // the record count is always in the result
 		}
 		if seen[a.Name] || a.Name == "count" {
-			return fmt.Errorf("aggregate name %q is used twice or is reserved (%s, window_start, window_end, count, update)", a.Name, s.KeyName)
+			return fmt.Errorf("aggregate name %q is used twice or is reserved (%s, window_start, window_end, count, update, early)", a.Name, s.KeyName)
 		}
 		seen[a.Name] = true
 		if a.Kind == AggCount {
@@ -213,7 +219,7 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 		w.op, w.hashed = op, &op.Hashed
 	} else {
 		op := &window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need,
-			Sketch: s.sketch, Hashes: w.hashes}
+			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords}
 		w.op, w.hashed = op, &op.Hashed
 	}
 	if len(s.fields) > 0 {
@@ -358,6 +364,10 @@ func (w *windowWorker) emit(r *window.Result) {
 	}
 	b = append(b, `,"update":`...)
 	b = strconv.AppendBool(b, r.Update)
+	if s.EarlyEveryMs > 0 || s.EarlyEveryRecords > 0 {
+		b = append(b, `,"early":`...)
+		b = strconv.AppendBool(b, r.Early)
+	}
 	b = append(b, '}')
 	out.Arena = b
 	out.Records = append(out.Records, record.Record{

@@ -3,6 +3,7 @@ package window
 import (
 	"container/heap"
 	"hash/maphash"
+	"slices"
 	"unsafe"
 )
 
@@ -46,6 +47,14 @@ type Operator struct {
 	// sets them before each Add.
 	Hashes []uint64
 	Hashed uint64
+	// EveryRecords, when > 0, emits an early result of a window each time
+	// it has gathered that many more records (emission mode "updates").
+	EveryRecords int64
+	// EveryMs, when > 0, emits early results each time the watermark
+	// passes a multiple of it, for the windows that gained records since
+	// their last result and do not fire at that watermark (as Flink's
+	// continuous event-time trigger: deterministic, from the data).
+	EveryMs int64
 	// Retain is how long (in event time) a key without open windows keeps
 	// its (empty) state for reuse before it is dropped. Default: 60 s.
 	Retain int64
@@ -102,6 +111,7 @@ type winMeta struct {
 	w     Window
 	n     int64
 	fired bool
+	dirty bool // records since the window's last result (early results)
 }
 
 // Result is one firing of one window. M and FL (per field) are valid only
@@ -114,6 +124,7 @@ type Result struct {
 	FL     []FirstLast
 	SK     []*Sketches // per field; nil entries for fields without sketches
 	Update bool        // a late firing of a window that had fired before
+	Early  bool        // an early result of a window still open (emission "updates")
 }
 
 // Outcome says what Add did with a record.
@@ -182,8 +193,16 @@ func (o *Operator) Add(key []byte, ts int64, vals []float64, present uint64, emi
 		}
 		o.fold(ks, i, ts, vals, present)
 		added = true
-		if ks.wins[i].fired {
+		switch wm := &ks.wins[i]; {
+		case wm.fired:
 			emit(o.result(ks, i, true))
+		case o.EveryRecords > 0 && wm.n%o.EveryRecords == 0:
+			wm.dirty = false
+			r := o.result(ks, i, false)
+			r.Early = true
+			emit(r)
+		default:
+			wm.dirty = true
 		}
 	}
 	if added {
@@ -289,7 +308,7 @@ func (o *Operator) fold(ks *keyState, i int, ts int64, vals []float64, present u
 
 func (o *Operator) result(ks *keyState, i int, update bool) *Result {
 	r := &o.res
-	r.Key, r.Window, r.N, r.Update = ks.key, ks.wins[i].w, ks.wins[i].n, update
+	r.Key, r.Window, r.N, r.Update, r.Early = ks.key, ks.wins[i].w, ks.wins[i].n, update, false
 	r.M = ks.m[i*o.Fields : (i+1)*o.Fields]
 	r.FL, r.SK = nil, nil
 	if o.Need&NeedFirstLast != 0 {
@@ -369,6 +388,9 @@ func (o *Operator) AdvanceN(wm int64, max int, emit func(*Result)) (done bool) {
 	if wm < o.wm || wm == o.wm && o.resumeList == nil {
 		return true
 	}
+	if o.EveryMs > 0 && o.resumeList == nil && o.wm != NoWatermark && FloorDiv(wm, o.EveryMs) > FloorDiv(o.wm, o.EveryMs) {
+		o.early(wm, emit)
+	}
 	o.wm = wm
 	n := 0
 	for {
@@ -422,6 +444,31 @@ func (o *Operator) AdvanceN(wm int64, max int, emit func(*Result)) (done bool) {
 	}
 	o.sweep()
 	return true
+}
+
+// early emits an early result for every open window that gained records
+// since its last result and does not fire at wm, in order of window end,
+// then in the order the windows opened.
+func (o *Operator) early(wm int64, emit func(*Result)) {
+	ends := make([]int64, 0, len(o.byEnd))
+	for e := range o.byEnd {
+		if e-1 > wm {
+			ends = append(ends, e)
+		}
+	}
+	slices.Sort(ends)
+	for _, e := range ends {
+		for _, ks := range o.byEnd[e].keys {
+			i := ks.find(e)
+			if i < 0 || ks.wins[i].fired || !ks.wins[i].dirty {
+				continue
+			}
+			ks.wins[i].dirty = false
+			r := o.result(ks, i, false)
+			r.Early = true
+			emit(r)
+		}
+	}
 }
 
 // Open is the number of (key, window) states held.

@@ -55,13 +55,24 @@ func operatorData(t *testing.T, file string) {
 			if r.Update {
 				kind = "update"
 			}
+			if r.Early {
+				kind = "early"
+			}
 			got = append(got, fmt.Sprintf("  %s %s %v n=%d sum=%g", kind, r.Key, r.Window, r.N, r.M[0].Total()))
 		}
 		f := strings.Fields(l)
 		switch f[0] {
 		case "tumbling":
 			tw := Tumbling{Size: num(f[1]), Offset: num(f[2])}
-			op = &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Lateness: num(f[4]), Fields: 1}
+			o := &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Lateness: num(f[4]), Fields: 1}
+			if len(f) == 8 && f[5] == "every" { // every N records | every N ms
+				if f[7] == "records" {
+					o.EveryRecords = num(f[6])
+				} else {
+					o.EveryMs = num(f[6])
+				}
+			}
+			op = o
 		case "sliding":
 			sw := Sliding{Size: num(f[1]), Slide: num(f[2])}
 			op = &Operator{Assign: sw.Assign, Lateness: num(f[4]), Fields: 1}
