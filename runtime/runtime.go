@@ -438,6 +438,8 @@ func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
 		ws.Slide = w.Slide.Milliseconds()
 	case "session":
 		ws.Gap = w.Gap.Milliseconds()
+	case "global":
+		ws.Count = w.Count
 	}
 	if ws.KeyName == "" {
 		ws.KeyName = keyName

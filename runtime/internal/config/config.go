@@ -73,6 +73,7 @@ type Window struct {
 	Type                string // tumbling, sliding or session
 	Size, Slide, Offset time.Duration
 	Gap                 time.Duration // session
+	Count               int64         // global: fire every Count records
 	OutOfOrder          time.Duration // watermark.out_of_orderness
 	IdleTimeout         time.Duration // watermark.idle_timeout; 0 = never
 	Lateness            time.Duration // allowed_lateness
@@ -472,8 +473,21 @@ func windowConf(n *yaml.Node) (*Window, error) {
 			}
 			w.Type = k.Value
 			err = fields(v, "window.session", map[string]*time.Duration{"gap": &w.Gap})
-		case "global", "processing_time":
-			err = errors.New("not implemented yet in this version (tumbling, sliding and session are)")
+		case "global":
+			if w.Type != "" {
+				err = fmt.Errorf("the window type is already %s", w.Type)
+				break
+			}
+			w.Type = k.Value
+			var g struct {
+				Count int64 `yaml:"count"`
+			}
+			if err = v.Decode(&g); err == nil && g.Count <= 0 {
+				err = errors.New("count must be a positive number of records (a global window fires every count records)")
+			}
+			w.Count = g.Count
+		case "processing_time":
+			err = errors.New("not implemented yet in this version (tumbling, sliding, session and global are)")
 		case "watermark":
 			err = fields(v, "window.watermark", map[string]*time.Duration{"out_of_orderness": &w.OutOfOrder, "idle_timeout": &w.IdleTimeout})
 		case "allowed_lateness":
@@ -502,14 +516,14 @@ func windowConf(n *yaml.Node) (*Window, error) {
 				w.Aggregates = append(w.Aggregates, NamedAgg{Name: v.Content[a].Value, Expr: v.Content[a+1].Value, Line: v.Content[a].Line})
 			}
 		default:
-			err = errors.New("unknown field (want tumbling, sliding, session, watermark, allowed_lateness, key_name, emit, early_every, early_every_records, max_parallelism, aggregates)")
+			err = errors.New("unknown field (want tumbling, sliding, session, global, watermark, allowed_lateness, key_name, emit, early_every, early_every_records, max_parallelism, aggregates)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d: window.%s: %w", k.Line, k.Value, err)
 		}
 	}
 	if w.Type == "" {
-		return nil, fmt.Errorf("line %d: window: set a window type (tumbling, sliding or session)", n.Line)
+		return nil, fmt.Errorf("line %d: window: set a window type (tumbling, sliding, session or global)", n.Line)
 	}
 	switch {
 	case w.Emit == "updates" && w.EarlyEvery == 0 && w.EarlyEveryRecords == 0:
@@ -518,6 +532,12 @@ func windowConf(n *yaml.Node) (*Window, error) {
 		return nil, fmt.Errorf("line %d: window: early_every and early_every_records need emit: updates", n.Line)
 	case w.Emit == "updates" && w.Type == "session":
 		return nil, fmt.Errorf("line %d: window: emit updates is not implemented for session windows yet", n.Line)
+	}
+	if w.Type == "global" {
+		if w.Emit == "updates" || w.Lateness != 0 {
+			return nil, fmt.Errorf("line %d: a global window has no early results or lateness: it fires every count records", n.Line)
+		}
+		return w, nil
 	}
 	if w.Type == "session" {
 		if w.Gap <= 0 {

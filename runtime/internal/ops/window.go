@@ -95,7 +95,9 @@ type WindowStep struct {
 	// Session windows when Gap > 0; else tumbling when Slide is 0, sliding
 	// otherwise. Times in milliseconds.
 	Size, Slide, Offset, Gap int64
-	Lateness                 int64
+	// Count > 0 makes a global window that fires every Count records.
+	Count    int64
+	Lateness int64
 	// KeyName is the result's field for the key (default "key").
 	KeyName string
 	Aggs    []Agg
@@ -122,6 +124,12 @@ func (s *WindowStep) Validate() error {
 		return fmt.Errorf("allowed_lateness is negative")
 	}
 	switch {
+	case s.Count > 0:
+		if s.Size != 0 || s.Slide != 0 || s.Gap != 0 || s.Lateness != 0 || s.EarlyEveryMs != 0 || s.EarlyEveryRecords != 0 {
+			return fmt.Errorf("a global window has a count only")
+		}
+	case s.Count < 0:
+		return fmt.Errorf("global window count %d is negative", s.Count)
 	case s.Gap > 0:
 		if s.Size != 0 || s.Slide != 0 || s.Offset != 0 {
 			return fmt.Errorf("a session window has a gap, not a size, slide or offset")
@@ -213,7 +221,10 @@ func (s *WindowStep) Ports() []string {
 func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 	w := &windowWorker{s: s, vals: make([]float64, len(s.fields)), hashes: make([]uint64, len(s.fields))}
 	w.emitFn = w.emit
-	if s.Gap > 0 {
+	if s.Count > 0 {
+		op := &window.CountOperator{Count: s.Count, Fields: len(s.fields), Need: s.need | window.NeedMoments, Sketch: s.sketch, Hashes: w.hashes}
+		w.op, w.hashed = op, &op.Hashed
+	} else if s.Gap > 0 {
 		op := &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments,
 			Sketch: s.sketch, Hashes: w.hashes}
 		w.op, w.hashed = op, &op.Hashed

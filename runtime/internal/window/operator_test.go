@@ -170,3 +170,29 @@ func TestKeyIndexCollisions(t *testing.T) {
 		t.Fatal("drop of the last key")
 	}
 }
+
+// TestCountOperator: a window per key every Count records, the event-time
+// span as its bounds, partial windows at the end of the input.
+func TestCountOperator(t *testing.T) {
+	o := &CountOperator{Count: 3, Fields: 1, Need: NeedMoments}
+	var got []string
+	emit := func(r *Result) {
+		got = append(got, fmt.Sprintf("%s %v n=%d sum=%g", r.Key, r.Window, r.N, r.M[0].Total()))
+	}
+	for i, k := range []string{"a", "b", "a", "a", "a", "b"} {
+		o.Add([]byte(k), int64(10-i), []float64{float64(i)}, 1, emit)
+	}
+	if want := "a [7,11) n=3 sum=5"; len(got) != 1 || got[0] != want {
+		t.Fatalf("got %v, want %s", got, want)
+	}
+	if !o.AdvanceN(100, 0, emit) || len(got) != 1 || o.Open() != 2 {
+		t.Fatalf("a watermark fires nothing: %v, open %d", got, o.Open())
+	}
+	if !o.AdvanceN(EndOfTime, 0, emit) {
+		t.Fatal("not done")
+	}
+	want := []string{"a [7,11) n=3 sum=5", "a [6,7) n=1 sum=4", "b [5,10) n=2 sum=6"}
+	if strings.Join(got, "|") != strings.Join(want, "|") || o.Open() != 0 {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,126 @@
+package window
+
+// CountOperator is the global window with a count trigger: per key, every
+// Count records form one result (Flink's count window). There is no event
+// time in its firing, so no record is ever late; its result reports the
+// event-time span of its records as the window, [first, last + 1), and
+// carries event time last. At the end of a bounded input (the watermark at
+// EndOfTime) the windows still short of Count fire too; their count says
+// how many records they hold.
+type CountOperator struct {
+	Count  int64 // > 0
+	Fields int
+	Need   Need
+	// Sketch, Hashes and Hashed are as in Operator.
+	Sketch []uint8
+	Hashes []uint64
+	Hashed uint64
+
+	keys  map[string]*countState
+	order []*countState // keys in the order they first opened a window, for the final firing
+	res   Result
+}
+
+type countState struct {
+	key        string
+	n          int64
+	start, end int64 // min and max event time + 1
+	m          []Moments
+	fl         []FirstLast
+	sk         []*Sketches
+}
+
+func (o *CountOperator) reset(s *countState) {
+	s.n = 0
+	clear(s.m)
+	clear(s.fl)
+	for f := range s.sk {
+		if o.Sketch != nil {
+			s.sk[f] = newSketches(o.Sketch[f])
+		}
+	}
+}
+
+// Add folds a record into its key's current window and fires the window
+// when it reaches Count records (see Operator.Add for vals and present).
+func (o *CountOperator) Add(key []byte, ts int64, vals []float64, present uint64, emit func(*Result)) Outcome {
+	if o.keys == nil {
+		o.keys = map[string]*countState{}
+	}
+	s := o.keys[string(key)]
+	if s == nil {
+		s = &countState{key: string(key), m: make([]Moments, o.Fields)}
+		if o.Need&NeedFirstLast != 0 {
+			s.fl = make([]FirstLast, o.Fields)
+		}
+		if o.Sketch != nil {
+			s.sk = make([]*Sketches, o.Fields)
+		}
+		o.reset(s)
+		o.keys[s.key] = s
+		o.order = append(o.order, s)
+	}
+	if s.n == 0 || ts < s.start {
+		s.start = ts
+	}
+	if s.n == 0 || ts+1 > s.end {
+		s.end = ts + 1
+	}
+	s.n++
+	for f := range s.m {
+		if present&(1<<f) != 0 {
+			s.m[f].Add(vals[f])
+			if s.fl != nil {
+				s.fl[f].Add(ts, vals[f])
+			}
+		}
+	}
+	if s.sk != nil {
+		foldSketches(s.sk, vals, present, o.Hashes, o.Hashed)
+	}
+	if s.n == o.Count {
+		emit(o.result(s))
+		o.reset(s)
+	}
+	return Added
+}
+
+func (o *CountOperator) result(s *countState) *Result {
+	r := &o.res
+	r.Key, r.Window, r.N, r.M, r.FL, r.SK, r.Update, r.Early = s.key, Window{Start: s.start, End: s.end}, s.n, s.m, s.fl, s.sk, false, false
+	return r
+}
+
+// AdvanceN fires the partial windows at the end of the input (wm ==
+// EndOfTime), in the order their keys first appeared; otherwise it does
+// nothing. See Operator.AdvanceN for max.
+func (o *CountOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
+	if wm != EndOfTime {
+		return true
+	}
+	n := 0
+	for len(o.order) > 0 {
+		if max > 0 && n == max {
+			return false
+		}
+		s := o.order[0]
+		o.order = o.order[1:]
+		if s.n > 0 {
+			emit(o.result(s))
+			n++
+		}
+		delete(o.keys, s.key)
+	}
+	return true
+}
+
+// Open is the number of keys with a window in progress.
+func (o *CountOperator) Open() int {
+	n := 0
+	for _, s := range o.keys {
+		if s.n > 0 {
+			n++
+		}
+	}
+	return n
+}
