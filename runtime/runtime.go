@@ -436,6 +436,9 @@ func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
 	switch w.Type {
 	case "sliding":
 		ws.Slide = w.Slide.Milliseconds()
+	case "processing_time":
+		ws.Slide = w.Slide.Milliseconds() // 0: tumbling
+		ws.ProcessingTime = true
 	case "session":
 		ws.Gap = w.Gap.Milliseconds()
 	case "global":
@@ -478,6 +481,18 @@ func (r *run) addKeyed(cfg *engine.Config, s config.Step, st engine.KeyedStep) e
 		}
 	}
 	cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Keyed: st})
+	// Processing-time windows need the clock's ticks; a chain of only
+	// those needs no event time.
+	procOnly := true
+	for _, c := range cfg.Keyed.Chain {
+		if ws, ok := c.Keyed.(*ops.WindowStep); c.Keyed != nil && (!ok || !ws.ProcessingTime) {
+			procOnly = false
+		}
+		if ws, ok := c.Keyed.(*ops.WindowStep); ok && ws.ProcessingTime {
+			cfg.Keyed.ProcessingTime = true
+		}
+	}
+	cfg.Keyed.NoEventTime = procOnly
 	return nil
 }
 

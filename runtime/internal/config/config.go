@@ -455,14 +455,14 @@ func windowConf(n *yaml.Node) (*Window, error) {
 		k, v := n.Content[j], n.Content[j+1]
 		var err error
 		switch k.Value {
-		case "tumbling", "sliding":
+		case "tumbling", "sliding", "processing_time":
 			if w.Type != "" {
 				err = fmt.Errorf("the window type is already %s", w.Type)
 				break
 			}
 			w.Type = k.Value
 			set := map[string]*time.Duration{"size": &w.Size, "offset": &w.Offset}
-			if k.Value == "sliding" {
+			if k.Value != "tumbling" {
 				set["slide"] = &w.Slide
 			}
 			err = fields(v, "window."+k.Value, set)
@@ -486,8 +486,6 @@ func windowConf(n *yaml.Node) (*Window, error) {
 				err = errors.New("count must be a positive number of records (a global window fires every count records)")
 			}
 			w.Count = g.Count
-		case "processing_time":
-			err = errors.New("not implemented yet in this version (tumbling, sliding, session and global are)")
 		case "watermark":
 			err = fields(v, "window.watermark", map[string]*time.Duration{"out_of_orderness": &w.OutOfOrder, "idle_timeout": &w.IdleTimeout})
 		case "allowed_lateness":
@@ -516,14 +514,14 @@ func windowConf(n *yaml.Node) (*Window, error) {
 				w.Aggregates = append(w.Aggregates, NamedAgg{Name: v.Content[a].Value, Expr: v.Content[a+1].Value, Line: v.Content[a].Line})
 			}
 		default:
-			err = errors.New("unknown field (want tumbling, sliding, session, global, watermark, allowed_lateness, key_name, emit, early_every, early_every_records, max_parallelism, aggregates)")
+			err = errors.New("unknown field (want tumbling, sliding, session, global, processing_time, watermark, allowed_lateness, key_name, emit, early_every, early_every_records, max_parallelism, aggregates)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d: window.%s: %w", k.Line, k.Value, err)
 		}
 	}
 	if w.Type == "" {
-		return nil, fmt.Errorf("line %d: window: set a window type (tumbling, sliding, session or global)", n.Line)
+		return nil, fmt.Errorf("line %d: window: set a window type (tumbling, sliding, session, global or processing_time)", n.Line)
 	}
 	switch {
 	case w.Emit == "updates" && w.EarlyEvery == 0 && w.EarlyEveryRecords == 0:
@@ -547,6 +545,9 @@ func windowConf(n *yaml.Node) (*Window, error) {
 	}
 	if w.Size <= 0 {
 		return nil, fmt.Errorf("line %d: window.%s.size must be positive", n.Line, w.Type)
+	}
+	if w.Type == "processing_time" && (w.Lateness != 0 || w.OutOfOrder != 0 || w.IdleTimeout != 0) {
+		return nil, fmt.Errorf("line %d: processing-time windows have no watermark or lateness", n.Line)
 	}
 	if w.Type == "sliding" && w.Slide <= 0 {
 		return nil, fmt.Errorf("line %d: window.sliding.slide must be positive", n.Line)

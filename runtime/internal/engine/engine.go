@@ -513,7 +513,7 @@ func (e *engine) sequence(done <-chan *job) {
 	pending := map[uint64]*job{}
 	next := uint64(0)
 	var tick <-chan time.Time
-	if e.keyed != nil && e.cfg.Keyed.IdleTimeout > 0 {
+	if e.keyed != nil && (e.cfg.Keyed.IdleTimeout > 0 || e.cfg.Keyed.ProcessingTime) {
 		t := time.NewTicker(e.cfg.Keyed.Tick)
 		defer t.Stop()
 		tick = t.C
@@ -537,6 +537,12 @@ func (e *engine) sequence(done <-chan *job) {
 		case <-tick:
 			if e.keyed.advance() {
 				e.keyed.broadcast(nil)
+			}
+			if e.cfg.Keyed.ProcessingTime {
+				now := e.cfg.Keyed.Now().UnixMilli()
+				for _, c := range e.keyed.chans {
+					c <- keyedMsg{wm: e.keyed.wm, proc: now}
+				}
 			}
 		}
 	}

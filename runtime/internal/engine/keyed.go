@@ -69,6 +69,13 @@ type Keyed struct {
 	MaxParallelism int
 	// Now is the processing-time clock; tests inject one. Default time.Now.
 	Now func() time.Time
+	// ProcessingTime: a step of the chain has processing-time windows
+	// (it implements ProcTimer); every Tick, the keyed workers get the
+	// clock's time.
+	ProcessingTime bool
+	// NoEventTime: no step of the chain needs an event time (processing-
+	// time windows only), so records without one are accepted.
+	NoEventTime bool
 }
 
 // ChainStep is one step of the keyed stage: exactly one of Keyed and Step.
@@ -105,6 +112,12 @@ type KeyedStep interface {
 	// Ports are named output ports (such as "late"), as for Step.
 	Ports() []string
 	NewWorker(ctx context.Context) (KeyedWorker, error)
+}
+
+// ProcTimer is a KeyedWorker with processing-time windows: AdvanceProc
+// fires what ends by now (unix ms), as Advance does for event time.
+type ProcTimer interface {
+	AdvanceProc(ctx context.Context, now int64, res *plugin.Result) (done bool, err error)
 }
 
 // KeyedWorker is one keyed worker's share of a KeyedStep: the state of the
@@ -152,9 +165,10 @@ func (k *Keyed) validate(workers int) error {
 
 // keyedMsg is one batch's share for one keyed worker.
 type keyedMsg struct {
-	b  *record.Batch // nil: a watermark only
-	wm int64         // the watermark after the batch
-	t  *tracker      // the input batch's tracker (nil with b == nil)
+	b    *record.Batch // nil: a watermark only
+	wm   int64         // the watermark after the batch
+	t    *tracker      // the input batch's tracker (nil with b == nil)
+	proc int64         // > 0: a processing-time tick (unix ms)
 }
 
 // keyedStage is the sequencer's side of the stage.
@@ -184,12 +198,12 @@ func (k *keyedStage) route(b *record.Batch) (subs []*record.Batch, bad []*record
 	anyTime := false
 	for i := range b.Records {
 		r := &b.Records[i]
-		if r.Flags&record.HasKey == 0 || r.Flags&record.HasTime == 0 {
+		if r.Flags&record.HasKey == 0 || r.Flags&record.HasTime == 0 && !k.cfg.NoEventTime {
 			bad = append(bad, r)
 			reasons = append(reasons, missingReason(r.Flags))
 			continue
 		}
-		if !anyTime || r.Time > maxT {
+		if r.Flags&record.HasTime != 0 && (!anyTime || r.Time > maxT) {
 			maxT, anyTime = r.Time, true
 		}
 		w := 0
@@ -274,9 +288,6 @@ func (e *engine) dispatchKeyed(j *job, b *record.Batch) []*record.Batch {
 // the chain's steps.
 func (e *engine) keyedWorker(ctx context.Context, i int, ws []chainWorker) {
 	k := e.keyed
-	noAck := func(n int) *tracker {
-		return &tracker{pending: n, ack: func(context.Context, error) error { return nil }, release: func() {}, onAckErr: e.ackFailed}
-	}
 	var wm int64 = window.NoWatermark
 	for msg := range k.chans[i] {
 		if msg.b != nil {
@@ -290,34 +301,50 @@ func (e *engine) keyedWorker(ctx context.Context, i int, ws []chainWorker) {
 			msg.t.done(nil)
 			putRecords(msg.b.Records) // nothing refers to the sub-batch now
 		}
+		if msg.proc > 0 {
+			e.advanceChain(ctx, ws, func(c chainWorker, res *plugin.Result) (bool, error) {
+				if pt, ok := c.kw.(ProcTimer); ok {
+					return pt.AdvanceProc(ctx, msg.proc, res)
+				}
+				return true, nil
+			})
+		}
 		if msg.wm <= wm {
 			continue
 		}
 		wm = msg.wm
-		// Each keyed step in order: what fires flows through the rest of
-		// the chain (a later keyed step adds it before it advances itself,
-		// so results are never late for it).
-		for ci, c := range ws {
-			if c.kw == nil {
-				continue
+		e.advanceChain(ctx, ws, func(c chainWorker, res *plugin.Result) (bool, error) { return c.kw.Advance(ctx, wm, res) })
+	}
+}
+
+// advanceChain runs advance on each keyed step of the chain in order; what
+// fires flows through the rest of the chain (a later keyed step adds it
+// before it advances itself, so results are never late for it).
+func (e *engine) advanceChain(ctx context.Context, ws []chainWorker, advance func(chainWorker, *plugin.Result) (bool, error)) {
+	k := e.keyed
+	noAck := func(n int) *tracker {
+		return &tracker{pending: n, ack: func(context.Context, error) error { return nil }, release: func() {}, onAckErr: e.ackFailed}
+	}
+	for ci, c := range ws {
+		if c.kw == nil {
+			continue
+		}
+		st := e.cfg.Keyed.Chain[ci].Keyed
+		for done := false; !done; {
+			res := newResult(len(st.Ports())+1, record.Source{Input: st.Name()})
+			var err error
+			if done, err = advance(c, res); err != nil {
+				e.cfg.Logger.Error("keyed step advance failed", "step", st.Name(), "error", err)
+				break
 			}
-			st := e.cfg.Keyed.Chain[ci].Keyed
-			for done := false; !done; {
-				res := newResult(len(st.Ports())+1, record.Source{Input: st.Name()})
-				var err error
-				if done, err = c.kw.Advance(ctx, wm, res); err != nil {
-					e.cfg.Logger.Error("keyed step advance failed", "step", st.Name(), "error", err)
-					break
-				}
-				next, dests := e.keyedOutputs(k.base+ci, nil, res, nil)
-				if next.Len() > 0 {
-					dests = e.flow(ctx, ws, ci+1, next, dests)
-				}
-				if len(dests) > 0 {
-					t := noAck(len(dests))
-					for _, d := range dests {
-						e.chans[d.out] <- write{b: d.b, t: t}
-					}
+			next, dests := e.keyedOutputs(k.base+ci, nil, res, nil)
+			if next.Len() > 0 {
+				dests = e.flow(ctx, ws, ci+1, next, dests)
+			}
+			if len(dests) > 0 {
+				t := noAck(len(dests))
+				for _, d := range dests {
+					e.chans[d.out] <- write{b: d.b, t: t}
 				}
 			}
 		}

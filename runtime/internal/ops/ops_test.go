@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsp-project/wsp/runtime/internal/window"
 	"github.com/wsp-project/wsp/runtime/plugin"
@@ -433,5 +434,50 @@ func TestTimeSeries(t *testing.T) {
 		if _, err := ParseTSOutput("x", bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestProcessingTimeWindows: records go to the window of the clock's time
+// when they arrive, whatever their event time (or none); windows fire as
+// the clock passes their end, the rest at the end of the input.
+func TestProcessingTimeWindows(t *testing.T) {
+	now := int64(500)
+	s := &WindowStep{StepName: "w", Size: 1000, KeyName: "id", ProcessingTime: true, Now: func() time.Time { return time.UnixMilli(now) }}
+	kw := mustWorker(t, s).(*windowWorker)
+	ctx := context.Background()
+	add := func(recs ...record.Record) {
+		res := &plugin.Result{Ports: make([]record.Batch, 1)}
+		if err := kw.Add(ctx, &record.Batch{Records: recs}, res); err != nil || res.Ports[0].Len() != 0 || len(res.Failed) != 0 {
+			t.Fatalf("add: %v %+v", err, res)
+		}
+	}
+	fire := func(f func(*plugin.Result) (bool, error)) []string {
+		res := &plugin.Result{Ports: make([]record.Batch, 1)}
+		if _, err := f(res); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range res.Ports[0].Records {
+			out = append(out, string(r.Value))
+		}
+		return out
+	}
+	add(rec("a", -5_000_000, `{}`), record.Record{Key: []byte("b"), Value: []byte(`{}`), Flags: record.HasKey})
+	if got := fire(func(r *plugin.Result) (bool, error) { return kw.Advance(ctx, 1_000_000, r) }); len(got) != 0 {
+		t.Fatalf("an event-time watermark fired %v", got)
+	}
+	if got := fire(func(r *plugin.Result) (bool, error) { return kw.AdvanceProc(ctx, 999, r) }); len(got) != 0 {
+		t.Fatalf("fired before the end: %v", got)
+	}
+	now = 1500
+	add(rec("a", 0, `{}`))
+	got := fire(func(r *plugin.Result) (bool, error) { return kw.AdvanceProc(ctx, 1000, r) })
+	want := []string{`{"id":"a","window_start":0,"window_end":1000,"count":1,"update":false}`, `{"id":"b","window_start":0,"window_end":1000,"count":1,"update":false}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("at 1000: %v", got)
+	}
+	got = fire(func(r *plugin.Result) (bool, error) { return kw.Advance(ctx, window.EndOfTime, r) })
+	if len(got) != 1 || got[0] != `{"id":"a","window_start":1000,"window_end":2000,"count":1,"update":false}` {
+		t.Fatalf("at the end: %v", got)
 	}
 }

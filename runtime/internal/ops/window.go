@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wsp-project/wsp/runtime/internal/engine"
@@ -96,7 +97,13 @@ type WindowStep struct {
 	// otherwise. Times in milliseconds.
 	Size, Slide, Offset, Gap int64
 	// Count > 0 makes a global window that fires every Count records.
-	Count    int64
+	Count int64
+	// ProcessingTime assigns records to tumbling (or sliding) windows by
+	// the time they reach the window (Now), and fires them as the clock
+	// passes their end: no watermark, no lateness. Default: event time.
+	ProcessingTime bool
+	// Now is the processing-time clock; tests inject one. Default time.Now.
+	Now      func() time.Time
 	Lateness int64
 	// KeyName is the result's field for the key (default "key").
 	KeyName string
@@ -119,6 +126,12 @@ type WindowStep struct {
 func (s *WindowStep) Validate() error {
 	if s.KeyName == "" {
 		s.KeyName = "key"
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.ProcessingTime && (s.Gap != 0 || s.Count != 0 || s.Lateness != 0) {
+		return fmt.Errorf("processing-time windows are tumbling or sliding, without lateness")
 	}
 	if s.Lateness < 0 {
 		return fmt.Errorf("allowed_lateness is negative")
@@ -308,7 +321,11 @@ func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Resul
 				continue
 			}
 		}
-		switch w.op.Add(r.Key, r.Time, w.vals, present, w.emitFn) {
+		ts := r.Time
+		if w.s.ProcessingTime {
+			ts = w.s.Now().UnixMilli()
+		}
+		switch w.op.Add(r.Key, ts, w.vals, present, w.emitFn) {
 		case window.Late:
 			if w.s.LateOutput {
 				res.Ports[1].Records = append(res.Ports[1].Records, *r)
@@ -323,8 +340,20 @@ func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Resul
 }
 
 func (w *windowWorker) Advance(_ context.Context, wm int64, res *plugin.Result) (bool, error) {
+	if w.s.ProcessingTime && wm != window.EndOfTime {
+		return true, nil // the clock fires these windows (AdvanceProc); the end of input all of them
+	}
 	w.out = &res.Ports[0]
 	return w.op.AdvanceN(wm, maxResults, w.emitFn), nil
+}
+
+// AdvanceProc fires processing-time windows that end by now (unix ms).
+func (w *windowWorker) AdvanceProc(_ context.Context, now int64, res *plugin.Result) (bool, error) {
+	if !w.s.ProcessingTime {
+		return true, nil
+	}
+	w.out = &res.Ports[0]
+	return w.op.AdvanceN(now-1, maxResults, w.emitFn), nil
 }
 
 // resultSize estimates the bytes of one result (for sizing the arena).
