@@ -102,7 +102,7 @@ const (
 )
 
 // FeaturesV1 is what a v1 host implements.
-const FeaturesV1 = FeatureFields | FeaturePorts
+const FeaturesV1 = FeatureFields | FeaturePorts | FeatureAggregate
 
 // FeatureNames maps each bit to its name, for `wsp plugin inspect` and errors.
 var FeatureNames = map[Feature]string{

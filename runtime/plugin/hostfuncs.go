@@ -85,11 +85,16 @@ func hostBatchRead(ctx context.Context, mod api.Module, stack []uint64) {
 		in.abort("did not return within %s", in.m.opts.Timeout)
 	}
 	ptr, capacity := uint32(stack[0]), uint32(stack[1])
-	if in.phase != phaseCall || in.in == nil {
+	if in.phase != phaseCall || in.in == nil && in.agg == nil {
 		stack[0] = errCode(hostabi.ErrNotNow)
 		return
 	}
-	size := in.encode(in.view(mod, hostabi.FuncBatchRead, ptr, capacity))
+	var size uint64
+	if in.agg != nil {
+		size = in.encodeAgg(in.view(mod, hostabi.FuncBatchRead, ptr, capacity))
+	} else {
+		size = in.encode(in.view(mod, hostabi.FuncBatchRead, ptr, capacity))
+	}
 	if size > 1<<31-1 {
 		in.abort("%s: the batch needs %d bytes, more than the ABI's 2 GiB", hostabi.FuncBatchRead, size)
 	}
@@ -210,6 +215,11 @@ func hostFail(ctx context.Context, mod api.Module, stack []uint64) {
 // after it returns.
 func hostBatchWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	in := instanceOf(ctx)
+	if in.phase == phaseCall && in.agg != nil {
+		in.writeAgg(in.view(mod, hostabi.FuncBatchWrite, uint32(stack[0]), uint32(stack[1])))
+		stack[0] = 0
+		return
+	}
 	if in.phase != phaseCall || in.res == nil {
 		stack[0] = errCode(hostabi.ErrNotNow)
 		return

@@ -134,6 +134,9 @@ type Instance struct {
 	failMsg   string
 	fault     error // set by a host function before it aborts the call
 
+	// The staged aggregate call (aggregate.go), nil otherwise.
+	agg *aggCall
+
 	// Declarations made during wsp_init.
 	declFields []string
 	declPorts  []string
@@ -462,26 +465,34 @@ func (in *Instance) encode(dst []byte) uint64 {
 		if end > len(dst) {
 			return in.size(i, uint64(p))
 		}
-		d := dst[p : p+hostabi.RecordHeaderSize+kl+vl]
-		binary.LittleEndian.PutUint64(d[0:], uint64(uint32(i))|uint64(flags)<<56)
-		binary.LittleEndian.PutUint64(d[8:], uint64(t))
-		binary.LittleEndian.PutUint64(d[16:], uint64(uint32(kl))|uint64(uint32(vl))<<32)
-		binary.LittleEndian.PutUint64(d[24:], uint64(uint32(metaLen))|uint64(uint32(len(fsec)))<<32)
-		if kl > 0 {
-			copy(d[hostabi.RecordHeaderSize:], r.Key)
-		}
-		copy(d[hostabi.RecordHeaderSize+kl:], r.Value)
-		p += len(d)
-		if metaLen > 0 {
-			for _, kv := range r.Meta {
-				p += hostabi.PutMetaEntry(dst[p:], kv.Key, kv.Value)
-			}
-		}
-		if len(fsec) > 0 {
-			p += copy(dst[p:], fsec)
-		}
+		p = putRecord(dst, p, i, r, flags, t, metaLen, fsec)
 	}
 	return uint64(p)
+}
+
+// putRecord writes input record r (number i in its batch) at dst[p:],
+// which has room for it, and returns the offset after it.
+func putRecord(dst []byte, p, i int, r *record.Record, flags uint8, t int64, metaLen int, fsec []byte) int {
+	kl, vl := len(r.Key), len(r.Value)
+	d := dst[p : p+hostabi.RecordHeaderSize+kl+vl]
+	binary.LittleEndian.PutUint64(d[0:], uint64(uint32(i))|uint64(flags)<<56)
+	binary.LittleEndian.PutUint64(d[8:], uint64(t))
+	binary.LittleEndian.PutUint64(d[16:], uint64(uint32(kl))|uint64(uint32(vl))<<32)
+	binary.LittleEndian.PutUint64(d[24:], uint64(uint32(metaLen))|uint64(uint32(len(fsec)))<<32)
+	if kl > 0 {
+		copy(d[hostabi.RecordHeaderSize:], r.Key)
+	}
+	copy(d[hostabi.RecordHeaderSize+kl:], r.Value)
+	p += len(d)
+	if metaLen > 0 {
+		for _, kv := range r.Meta {
+			p += hostabi.PutMetaEntry(dst[p:], kv.Key, kv.Value)
+		}
+	}
+	if len(fsec) > 0 {
+		p += copy(dst[p:], fsec)
+	}
+	return p
 }
 
 // size returns the encoded size of the staged batch, given the size of its

@@ -57,6 +57,8 @@ func (f Function) Export() string {
 		return hostabi.ExportKey
 	case Timestamp:
 		return hostabi.ExportTimestamp
+	case Aggregate:
+		return hostabi.ExportAggAdd
 	default:
 		return hostabi.ExportProcess
 	}
@@ -109,9 +111,9 @@ func (o *Options) validate() error {
 		o.Function = Process
 	}
 	switch o.Function {
-	case Process, Key, Timestamp:
+	case Process, Key, Timestamp, Aggregate:
 	default:
-		return fmt.Errorf("unknown function %q (want process, key or timestamp)", o.Function)
+		return fmt.Errorf("unknown function %q (want process, key, timestamp or aggregate)", o.Function)
 	}
 	if o.MemoryLimit == 0 {
 		o.MemoryLimit = DefaultMemoryLimit
@@ -313,6 +315,9 @@ func (m *Module) checkShape() error {
 		{hostabi.ExportProcess, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{hostabi.ExportKey, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{hostabi.ExportTimestamp, []api.ValueType{i32}, []api.ValueType{i32}, false},
+		{hostabi.ExportAggAdd, []api.ValueType{i32}, []api.ValueType{i32}, false},
+		{hostabi.ExportAggMerge, []api.ValueType{i32}, []api.ValueType{i32}, false},
+		{hostabi.ExportAggFinish, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{hostabi.ExportInitialize, nil, nil, false},
 	}
 	if _, ok := m.exports[hostabi.ExportABI]; !ok {
@@ -334,9 +339,14 @@ func (m *Module) checkShape() error {
 				sig(def.ParamTypes(), def.ResultTypes()), sig(w.params, w.results))
 		}
 	}
-	fn := m.opts.Function.Export()
-	if _, ok := m.exports[fn]; !ok {
-		return fmt.Errorf("missing export %s (needed for function %q)", fn, m.opts.Function)
+	fns := []string{m.opts.Function.Export()}
+	if m.opts.Function == Aggregate {
+		fns = []string{hostabi.ExportAggAdd, hostabi.ExportAggMerge, hostabi.ExportAggFinish}
+	}
+	for _, fn := range fns {
+		if _, ok := m.exports[fn]; !ok {
+			return fmt.Errorf("missing export %s (needed for function %q)", fn, m.opts.Function)
+		}
 	}
 	for _, imp := range c.ImportedFunctions() {
 		mod, name, _ := imp.Import()
@@ -394,6 +404,9 @@ func (m *Module) checkABI(v uint64) error {
 	}
 	if extra := feats &^ hostabi.FeaturesV1; extra != 0 {
 		return fmt.Errorf("module requires feature(s) %v, which this wsp does not implement", extra.Names())
+	}
+	if m.opts.Function == Aggregate && feats&hostabi.FeatureAggregate == 0 {
+		return errors.New("module is used as an aggregate but wsp_abi does not set the aggregate feature bit (is an Aggregate registered?)")
 	}
 	m.mu.Lock()
 	m.features = feats

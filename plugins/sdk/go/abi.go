@@ -8,8 +8,9 @@ package wsp
 const (
 	abiVersion = 1
 
-	featureFields = 1 << 0
-	featurePorts  = 1 << 1
+	featureFields    = 1 << 0
+	featurePorts     = 1 << 1
+	featureAggregate = 1 << 2
 
 	batchHeaderSize  = 8
 	recordHeaderSize = 32

@@ -74,3 +74,12 @@ func wspKey(n int32) int32 { return runBatch(exportKey, n) }
 
 //go:wasmexport wsp_timestamp
 func wspTimestamp(n int32) int32 { return runBatch(exportTimestamp, n) }
+
+//go:wasmexport wsp_agg_add
+func wspAggAdd(n int32) int32 { return runAgg(aggAdd, n) }
+
+//go:wasmexport wsp_agg_merge
+func wspAggMerge(n int32) int32 { return runAgg(aggMerge, n) }
+
+//go:wasmexport wsp_agg_finish
+func wspAggFinish(n int32) int32 { return runAgg(aggFinish, n) }

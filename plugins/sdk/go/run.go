@@ -39,6 +39,9 @@ func abi() int64 {
 	if reg.anyPorts {
 		f |= featurePorts
 	}
+	if reg.aggregate != nil {
+		f |= featureAggregate
+	}
 	return abiVersion | f<<32
 }
 

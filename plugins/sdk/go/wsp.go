@@ -92,6 +92,7 @@ var reg struct {
 	processBatch func(b *Batch, out *Output)
 	key          func(r *Record) ([]byte, error)
 	timestamp    func(r *Record) (int64, error)
+	aggregate    *AggregateFuncs
 }
 
 // phase of the instance: registrations are allowed from init() and, for
@@ -252,6 +253,7 @@ func resetRegistrations() {
 	reg.staticFields, reg.staticPorts = 0, 0
 	reg.anyFields, reg.anyPorts = false, false
 	reg.onInit, reg.process, reg.processBatch, reg.key, reg.timestamp = nil, nil, nil, nil, nil
+	reg.aggregate = nil
 	phase = phaseLoad
 	nfields = 0
 }

@@ -1,0 +1,60 @@
+// Command sumagg is a test guest for the aggregate contract: per window it
+// keeps the count and the sum of the field "v" (a 16-byte accumulator) and
+// finishes them as {"wasm_count":N,"wasm_sum":S}. The host tests and the
+// window benchmark compare it with the built-in count() and sum(v).
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugins/testdata/wasm/go_sumagg.wasm ./plugins/testdata/go/sumagg
+package main
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+
+	wsp "github.com/wsp-project/wsp/plugins/sdk/go"
+)
+
+func init() {
+	wsp.Fields("v")
+	wsp.Aggregate(wsp.AggregateFuncs{
+		Add: func(acc []byte, r *wsp.Record) []byte {
+			n, s := load(acc)
+			if x, ok := r.Field(0).Float(); ok {
+				s += x
+			}
+			return store(acc, n+1, s)
+		},
+		Merge: func(acc, other []byte) []byte {
+			n, s := load(acc)
+			m, t := load(other)
+			return store(acc, n+m, s+t)
+		},
+		Finish: func(dst, acc []byte) []byte {
+			n, s := load(acc)
+			dst = append(dst, `{"wasm_count":`...)
+			dst = strconv.AppendUint(dst, n, 10)
+			dst = append(dst, `,"wasm_sum":`...)
+			dst = strconv.AppendFloat(dst, s, 'g', -1, 64)
+			return append(dst, '}')
+		},
+	})
+}
+
+func load(acc []byte) (uint64, float64) {
+	if len(acc) < 16 {
+		return 0, 0
+	}
+	return binary.LittleEndian.Uint64(acc), math.Float64frombits(binary.LittleEndian.Uint64(acc[8:]))
+}
+
+func store(acc []byte, n uint64, s float64) []byte {
+	if cap(acc) < 16 {
+		acc = make([]byte, 16)
+	}
+	acc = acc[:16]
+	binary.LittleEndian.PutUint64(acc, n)
+	binary.LittleEndian.PutUint64(acc[8:], math.Float64bits(s))
+	return acc
+}
+
+func main() {}
