@@ -227,7 +227,7 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		switch {
 		case s.Window != nil:
 			var ws *ops.WindowStep
-			if ws, err = windowStep(s, lastKey); err == nil {
+			if ws, err = r.windowStep(ctx, s, lastKey); err == nil {
 				err = r.addKeyed(&cfg, s, ws)
 				st = ws
 			}
@@ -347,7 +347,15 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 
 // wasmStep loads a step's module, building Go sources first when needed.
 func (r *run) wasmStep(ctx context.Context, s config.Step) (*wasmStep, error) {
-	w := s.Wasm
+	m, err := r.loadModule(ctx, s, s.Wasm)
+	if err != nil {
+		return nil, err
+	}
+	return &wasmStep{name: s.Name, m: m}, nil
+}
+
+// loadModule loads the module w of step s (building a Go source folder).
+func (r *run) loadModule(ctx context.Context, s config.Step, w *config.Wasm) (*plugin.Module, error) {
 	path := w.Module
 	if gobuild.IsSource(path) {
 		built, err := gobuild.Build(ctx, path, r.opts.CacheDir)
@@ -356,15 +364,15 @@ func (r *run) wasmStep(ctx context.Context, s config.Step) (*wasmStep, error) {
 		}
 		path = built
 	} else if st, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("step %s (line %d): wasm.module: %w", s.Name, s.Line, err)
+		return nil, fmt.Errorf("step %s (line %d): module: %w", s.Name, s.Line, err)
 	} else if st.IsDir() {
-		return nil, fmt.Errorf("step %s (line %d): wasm.module %s is a folder without Go files", s.Name, s.Line, path)
+		return nil, fmt.Errorf("step %s (line %d): module %s is a folder without Go files", s.Name, s.Line, path)
 	}
 	var cfgJSON []byte
 	if w.Config != nil {
 		b, err := json.Marshal(w.Config)
 		if err != nil {
-			return nil, fmt.Errorf("step %s: wasm.config: %w", s.Name, err)
+			return nil, fmt.Errorf("step %s: config: %w", s.Name, err)
 		}
 		cfgJSON = b
 	}
@@ -381,7 +389,7 @@ func (r *run) wasmStep(ctx context.Context, s config.Step) (*wasmStep, error) {
 		return nil, fmt.Errorf("step %s (line %d): %w", s.Name, s.Line, err)
 	}
 	r.closers = append(r.closers, m.Close)
-	return &wasmStep{name: s.Name, m: m}, nil
+	return m, nil
 }
 
 // wasmStep runs a Wasm module's batch function.
@@ -421,7 +429,7 @@ type namedStep interface {
 }
 
 // windowStep builds a window step; keyName is the last key field's name.
-func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
+func (r *run) windowStep(ctx context.Context, s config.Step, keyName string) (*ops.WindowStep, error) {
 	w := s.Window
 	ws := &ops.WindowStep{
 		StepName: s.Name,
@@ -456,6 +464,15 @@ func windowStep(s config.Step, keyName string) (*ops.WindowStep, error) {
 	}
 	if _, ok := s.Outputs["late"]; ok {
 		ws.LateOutput = true
+	}
+	if w.Aggregate != nil {
+		a := *w.Aggregate
+		a.Function = string(plugin.Aggregate)
+		m, err := r.loadModule(ctx, s, &a)
+		if err != nil {
+			return nil, err
+		}
+		ws.Aggregate = m
 	}
 	if err := ws.Validate(); err != nil {
 		return nil, err

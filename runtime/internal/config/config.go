@@ -83,6 +83,7 @@ type Window struct {
 	EarlyEveryRecords   int64         // updates: early results every N records of a window
 	Aggregates          []NamedAgg    // in file order
 	MaxParallelism      int           // key groups; 0 = 128
+	Aggregate           *Wasm         // a Wasm aggregate module (function aggregate)
 }
 
 // TimeSeries configures a timeseries step: per-key helpers over one field.
@@ -249,7 +250,7 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 			}
 			kinds = append(kinds, k.Value)
 		case "window":
-			w, err := windowConf(v)
+			w, err := windowConf(v, dir)
 			if err != nil {
 				return s, err
 			}
@@ -419,7 +420,7 @@ func timeSeriesConf(n *yaml.Node) (*TimeSeries, error) {
 }
 
 // windowConf parses a window step.
-func windowConf(n *yaml.Node) (*Window, error) {
+func windowConf(n *yaml.Node, dir string) (*Window, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("line %d: window must be a mapping such as {tumbling: {size: 5s}, aggregates: {...}}", n.Line)
 	}
@@ -505,6 +506,10 @@ func windowConf(n *yaml.Node) (*Window, error) {
 			}
 		case "max_parallelism":
 			err = v.Decode(&w.MaxParallelism)
+		case "aggregate":
+			if w.Aggregate, err = wasm(v, dir); err == nil && w.Aggregate.Function != "" {
+				err = errors.New("function is set by the step (aggregate)")
+			}
 		case "aggregates":
 			if v.Kind != yaml.MappingNode {
 				err = errors.New("must map result names to aggregates, e.g. {mean: mean(value)}")
@@ -514,7 +519,7 @@ func windowConf(n *yaml.Node) (*Window, error) {
 				w.Aggregates = append(w.Aggregates, NamedAgg{Name: v.Content[a].Value, Expr: v.Content[a+1].Value, Line: v.Content[a].Line})
 			}
 		default:
-			err = errors.New("unknown field (want tumbling, sliding, session, global, processing_time, watermark, allowed_lateness, key_name, emit, early_every, early_every_records, max_parallelism, aggregates)")
+			err = errors.New("unknown field (want tumbling, sliding, session, global, processing_time, watermark, allowed_lateness, key_name, emit, early_every, early_every_records, max_parallelism, aggregates, aggregate)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d: window.%s: %w", k.Line, k.Value, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/wsp-project/wsp/runtime/internal/connect"
 	"github.com/wsp-project/wsp/runtime/internal/engine"
+	"github.com/wsp-project/wsp/runtime/plugin"
 	"github.com/wsp-project/wsp/runtime/record"
 )
 
@@ -456,6 +458,55 @@ func TestGlobalCountWindows(t *testing.T) {
 			ref = vals
 		} else if strings.Join(ref, "\n") != strings.Join(vals, "\n") {
 			t.Fatalf("%+v: results differ", c)
+		}
+	}
+}
+
+// TestWasmAggregateMatchesBuiltIn: a Wasm aggregate (the Go SDK test guest
+// sumagg: count and sum of v) gives the same results as the built-in
+// count() and sum(v), in tumbling and sliding windows, with lateness and
+// early results, for one and several workers.
+func TestWasmAggregateMatchesBuiltIn(t *testing.T) {
+	eng, err := plugin.NewEngine(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(context.Background())
+	m, err := eng.LoadFile(context.Background(), filepath.Join("..", "..", "..", "plugins", "testdata", "wasm", "go_sumagg.wasm"),
+		plugin.Options{Function: plugin.Aggregate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := ParseAgg("sum", "sum(v)")
+	const bound = 300
+	lines := sensorLines(20_000, 23, bound, 13)
+	for _, win := range []*WindowStep{
+		{StepName: "tumbling", Size: 1000, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m},
+		{StepName: "sliding", Size: 1000, Slide: 250, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m, EarlyEveryRecords: 3},
+	} {
+		for _, workers := range []int{1, 3} {
+			vals, mt, _ := runWindowPipeline(t, lines, workers, 500, 1, win, bound)
+			if len(vals) == 0 {
+				t.Fatal("no results")
+			}
+			for _, v := range vals {
+				var r struct {
+					Count          int
+					WasmCount      int `json:"wasm_count"`
+					Sum            float64
+					WasmSum        float64 `json:"wasm_sum"`
+					AggregateError string  `json:"aggregate_error"`
+				}
+				if err := json.Unmarshal([]byte(v), &r); err != nil {
+					t.Fatalf("%s: %v", v, err)
+				}
+				if r.AggregateError != "" || r.WasmCount != r.Count || math.Abs(r.WasmSum-r.Sum) > 1e-9*math.Max(1, math.Abs(r.Sum)) {
+					t.Fatalf("%s, %d workers: %s", win.StepName, workers, v)
+				}
+			}
+			if s := mt.Snapshot(); s.Steps[2].Failed != 0 {
+				t.Fatalf("failures: %+v", s.Steps[2])
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wsp-project/wsp/hostabi"
 	"github.com/wsp-project/wsp/runtime/internal/engine"
 	"github.com/wsp-project/wsp/runtime/internal/window"
 	"github.com/wsp-project/wsp/runtime/plugin"
@@ -103,8 +105,12 @@ type WindowStep struct {
 	// passes their end: no watermark, no lateness. Default: event time.
 	ProcessingTime bool
 	// Now is the processing-time clock; tests inject one. Default time.Now.
-	Now      func() time.Time
-	Lateness int64
+	Now func() time.Time
+	// Aggregate, when set, is a Wasm module (loaded with
+	// plugin.Aggregate) whose accumulator the host keeps per window; the
+	// fields of its finished JSON object join each result.
+	Aggregate *plugin.Module
+	Lateness  int64
 	// KeyName is the result's field for the key (default "key").
 	KeyName string
 	Aggs    []Agg
@@ -129,6 +135,9 @@ func (s *WindowStep) Validate() error {
 	}
 	if s.Now == nil {
 		s.Now = time.Now
+	}
+	if s.Aggregate != nil && (s.Gap != 0 || s.Count != 0) {
+		return fmt.Errorf("a Wasm aggregate works with tumbling, sliding and processing-time windows in this version (session and global windows come next)")
 	}
 	if s.ProcessingTime && (s.Gap != 0 || s.Count != 0 || s.Lateness != 0) {
 		return fmt.Errorf("processing-time windows are tumbling or sliding, without lateness")
@@ -245,6 +254,14 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 		op := &window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need,
 			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords}
 		w.op, w.hashed = op, &op.Hashed
+		if s.Aggregate != nil {
+			in, err := s.Aggregate.Instance(context.Background())
+			if err != nil {
+				return nil, err
+			}
+			w.agg = &wasmAgg{in: in, touched: map[*window.AccBox]int{}}
+			op.Touch = w.agg.touch
+		}
 	}
 	if len(s.fields) > 0 {
 		fr, err := newFieldReader(s.fields)
@@ -279,19 +296,28 @@ type windowWorker struct {
 	// emitFn is w.emit, made once: a method value passed through an
 	// interface call would be allocated on every call.
 	emitFn  func(*window.Result)
+	agg     *wasmAgg // with a Wasm aggregate
 	lastWin window.Window
 	winText []byte // the result text for lastWin's bounds
 }
 
-func (w *windowWorker) Close(context.Context) error { return nil }
+func (w *windowWorker) Close(ctx context.Context) error {
+	if w.agg != nil {
+		return w.agg.in.Close(ctx)
+	}
+	return nil
+}
 
 // Open is the number of (key, window) states held (for tests and metrics).
 func (w *windowWorker) Open() int { return w.op.Open() }
 
-func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Result) error {
+func (w *windowWorker) Add(ctx context.Context, b *record.Batch, res *plugin.Result) error {
 	w.out = &res.Ports[0]
 	for i := range b.Records {
 		r := &b.Records[i]
+		if w.agg != nil {
+			w.agg.cur = r
+		}
 		var present uint64
 		if w.fr != nil {
 			vals, ok := w.fr.read(r.Value)
@@ -336,24 +362,38 @@ func (w *windowWorker) Add(_ context.Context, b *record.Batch, res *plugin.Resul
 			res.Dropped++
 		}
 	}
+	if w.agg != nil {
+		if err := w.agg.add(ctx); err != nil {
+			return err
+		}
+		w.agg.finish(ctx)
+	}
 	return nil
 }
 
-func (w *windowWorker) Advance(_ context.Context, wm int64, res *plugin.Result) (bool, error) {
+func (w *windowWorker) Advance(ctx context.Context, wm int64, res *plugin.Result) (bool, error) {
 	if w.s.ProcessingTime && wm != window.EndOfTime {
 		return true, nil // the clock fires these windows (AdvanceProc); the end of input all of them
 	}
 	w.out = &res.Ports[0]
-	return w.op.AdvanceN(wm, maxResults, w.emitFn), nil
+	done := w.op.AdvanceN(wm, maxResults, w.emitFn)
+	if w.agg != nil {
+		w.agg.finish(ctx)
+	}
+	return done, nil
 }
 
 // AdvanceProc fires processing-time windows that end by now (unix ms).
-func (w *windowWorker) AdvanceProc(_ context.Context, now int64, res *plugin.Result) (bool, error) {
+func (w *windowWorker) AdvanceProc(ctx context.Context, now int64, res *plugin.Result) (bool, error) {
 	if !w.s.ProcessingTime {
 		return true, nil
 	}
 	w.out = &res.Ports[0]
-	return w.op.AdvanceN(now-1, maxResults, w.emitFn), nil
+	done := w.op.AdvanceN(now-1, maxResults, w.emitFn)
+	if w.agg != nil {
+		w.agg.finish(ctx)
+	}
+	return done, nil
 }
 
 // resultSize estimates the bytes of one result (for sizing the arena).
@@ -414,6 +454,16 @@ func (w *windowWorker) emit(r *window.Result) {
 		Key: b[kstart:start:start], Value: b[start:len(b):len(b)],
 		Time: r.Window.End - 1, Flags: record.HasKey | record.HasTime,
 	})
+	if a := w.agg; a != nil {
+		p := pendingResult{out: out, idx: len(out.Records) - 1, box: r.Box}
+		if g, ok := a.touched[r.Box]; ok {
+			// Emitted while the batch is being added (an early or a late
+			// result): its accumulator is the one before the batch plus
+			// the batch's records so far, not all of them.
+			p.snap, p.recs = true, a.groups[g].Records
+		}
+		a.pending = append(a.pending, p)
+	}
 }
 
 func appendAgg(b []byte, a *Agg, r *window.Result, need window.Need) []byte {
@@ -501,4 +551,132 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// wasmAgg runs a window's Wasm aggregate: during Add it gathers, per
+// window (AccBox), the records added to it, and folds them in with one
+// wsp_agg_add call for the batch; every result emitted meanwhile waits
+// until one wsp_agg_finish call gives the fields to splice into it.
+type wasmAgg struct {
+	in      *plugin.Instance
+	cur     *record.Record // the record being added
+	touched map[*window.AccBox]int
+	groups  []plugin.AggGroup
+	boxes   []*window.AccBox
+	pending []pendingResult
+}
+
+type pendingResult struct {
+	out  *record.Batch
+	idx  int
+	box  *window.AccBox
+	snap bool            // emitted during Add: finish acc, not box.Acc
+	recs []record.Record // with snap: the window's records of the batch up to the result
+	acc  []byte
+}
+
+func (a *wasmAgg) touch(b *window.AccBox) {
+	g, ok := a.touched[b]
+	if !ok {
+		g = len(a.groups)
+		a.touched[b] = g
+		a.groups = append(a.groups, plugin.AggGroup{Acc: b.Acc})
+		a.boxes = append(a.boxes, b)
+	}
+	a.groups[g].Records = append(a.groups[g].Records, *a.cur)
+}
+
+// add folds the batch's records into their windows' accumulators. Results
+// emitted during the batch first get their own accumulators: the one
+// before the batch plus the records up to them (one call for all).
+func (a *wasmAgg) add(ctx context.Context) error {
+	if len(a.groups) == 0 {
+		return nil
+	}
+	var snaps []plugin.AggGroup
+	for _, p := range a.pending {
+		if p.snap {
+			snaps = append(snaps, plugin.AggGroup{Acc: p.box.Acc, Records: p.recs})
+		}
+	}
+	if len(snaps) > 0 {
+		accs, err := a.in.CallAggregate(ctx, hostabi.AggAdd, snaps)
+		if err != nil {
+			a.reset()
+			return err
+		}
+		k := 0
+		for i := range a.pending {
+			if a.pending[i].snap {
+				a.pending[i].acc = accs[k]
+				k++
+			}
+		}
+	}
+	accs, err := a.in.CallAggregate(ctx, hostabi.AggAdd, a.groups)
+	if err == nil {
+		for i, b := range a.boxes {
+			b.Acc = append(b.Acc[:0], accs[i]...)
+		}
+	}
+	if err != nil {
+		a.reset()
+		return err
+	}
+	a.resetGroups()
+	return nil
+}
+
+func (a *wasmAgg) resetGroups() {
+	clear(a.touched)
+	clear(a.groups)
+	clear(a.boxes)
+	a.groups, a.boxes = a.groups[:0], a.boxes[:0]
+}
+
+func (a *wasmAgg) reset() {
+	a.resetGroups()
+	clear(a.pending)
+	a.pending = a.pending[:0]
+}
+
+// finish completes the pending results with the aggregate's fields. If the
+// call fails, the results carry the error in "aggregate_error" instead, so
+// none is lost.
+func (a *wasmAgg) finish(ctx context.Context) {
+	if len(a.pending) == 0 {
+		return
+	}
+	groups := make([]plugin.AggGroup, len(a.pending))
+	for i, p := range a.pending {
+		groups[i].Acc = p.box.Acc
+		if p.snap {
+			groups[i].Acc = p.acc
+		}
+	}
+	objs, err := a.in.CallAggregate(ctx, hostabi.AggFinish, groups)
+	for i, p := range a.pending {
+		r := &p.out.Records[p.idx]
+		v := r.Value
+		var extra []byte
+		if err != nil {
+			extra = append([]byte(`"aggregate_error":`), appendJSONString(nil, err.Error())...)
+		} else if o := bytes.TrimSpace(objs[i]); len(o) >= 2 && o[0] == '{' && o[len(o)-1] == '}' {
+			extra = bytes.TrimSpace(o[1 : len(o)-1])
+		} else {
+			extra = append([]byte(`"aggregate_error":`), appendJSONString(nil, "the aggregate's result is not a JSON object: "+string(o))...)
+		}
+		if len(extra) == 0 {
+			continue
+		}
+		start := len(p.out.Arena)
+		buf := append(p.out.Arena, v[:len(v)-1]...)
+		buf = append(buf, ',')
+		buf = append(buf, extra...)
+		buf = append(buf, '}')
+		p.out.Arena = buf
+		r.Value = buf[start:len(buf):len(buf)]
+	}
+	clear(a.pending)
+	a.pending = a.pending[:0]
 }

@@ -55,6 +55,10 @@ type Operator struct {
 	// their last result and do not fire at that watermark (as Flink's
 	// continuous event-time trigger: deterministic, from the data).
 	EveryMs int64
+	// Touch, when set, gives every window an AccBox (bytes an aggregate
+	// outside the operator keeps, such as a Wasm module's accumulator) and
+	// is called with it for each record added to the window.
+	Touch func(b *AccBox)
 	// Retain is how long (in event time) a key without open windows keeps
 	// its (empty) state for reuse before it is dropped. Default: 60 s.
 	Retain int64
@@ -111,7 +115,14 @@ type winMeta struct {
 	w     Window
 	n     int64
 	fired bool
-	dirty bool // records since the window's last result (early results)
+	dirty bool    // records since the window's last result (early results)
+	box   *AccBox // with Operator.Touch
+}
+
+// AccBox holds one window's accumulator for an aggregate the operator does
+// not run itself (a Wasm aggregate): its caller fills Acc.
+type AccBox struct {
+	Acc []byte
 }
 
 // Result is one firing of one window. M and FL (per field) are valid only
@@ -125,6 +136,7 @@ type Result struct {
 	SK     []*Sketches // per field; nil entries for fields without sketches
 	Update bool        // a late firing of a window that had fired before
 	Early  bool        // an early result of a window still open (emission "updates")
+	Box    *AccBox     // the window's AccBox, with Operator.Touch
 }
 
 // Outcome says what Add did with a record.
@@ -192,6 +204,9 @@ func (o *Operator) Add(key []byte, ts int64, vals []float64, present uint64, emi
 			i = o.openWindow(ks, w)
 		}
 		o.fold(ks, i, ts, vals, present)
+		if o.Touch != nil {
+			o.Touch(ks.wins[i].box)
+		}
 		added = true
 		switch wm := &ks.wins[i]; {
 		case wm.fired:
@@ -253,6 +268,9 @@ func (ks *keyState) find(end int64) int {
 
 func (o *Operator) openWindow(ks *keyState, w Window) int {
 	ks.wins = append(ks.wins, winMeta{w: w})
+	if o.Touch != nil {
+		ks.wins[len(ks.wins)-1].box = &AccBox{}
+	}
 	for f := range o.Fields {
 		ks.m = append(ks.m, Moments{})
 		if o.Need&NeedFirstLast != 0 {
@@ -308,7 +326,7 @@ func (o *Operator) fold(ks *keyState, i int, ts int64, vals []float64, present u
 
 func (o *Operator) result(ks *keyState, i int, update bool) *Result {
 	r := &o.res
-	r.Key, r.Window, r.N, r.Update, r.Early = ks.key, ks.wins[i].w, ks.wins[i].n, update, false
+	r.Key, r.Window, r.N, r.Update, r.Early, r.Box = ks.key, ks.wins[i].w, ks.wins[i].n, update, false, ks.wins[i].box
 	r.M = ks.m[i*o.Fields : (i+1)*o.Fields]
 	r.FL, r.SK = nil, nil
 	if o.Need&NeedFirstLast != 0 {
