@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -38,6 +39,7 @@ func main() {
 	workers := flag.Int("workers", 2, "wsp workers for the wall-clock run")
 	only := flag.String("only", "", "run only the cases whose name contains this")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
+	root := flag.String("root", ".", "repository root (for the Wasm aggregate test guest)")
 	flag.Parse()
 	if *prof != "" {
 		f, err := os.Create(*prof)
@@ -48,6 +50,7 @@ func main() {
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	aggModule = filepath.Join(*root, "plugins", "testdata", "wasm", "go_sumagg.wasm")
 	if err := run(*n, *keys, *workers, *only); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench-windows:", err)
@@ -143,6 +146,21 @@ pipeline:
       aggregates: { sum: sum(v) }
 `
 
+// aggModule is the Go SDK test guest sumagg: count and sum of v.
+var aggModule string
+
+// wasmTumbling is tumbling with the count and sum in a Wasm aggregate
+// instead of built in.
+func wasmTumbling() string {
+	abs, _ := filepath.Abs(aggModule)
+	return fmt.Sprintf(`
+pipeline:
+  - window:
+      tumbling: { size: 10s }
+      aggregate: { module: %q }
+`, abs)
+}
+
 const sliding = `
 pipeline:
   - window:
@@ -172,7 +190,8 @@ func run(n, keys, workers int, only string) error {
 	}
 	for _, c := range []struct {
 		name, yaml string
-	}{{"wsp tumbling 10 s count+sum", tumbling}, {"wsp sliding 10 s / 2 s count+sum", sliding}, {"wsp session gap 5 s count+sum", session}} {
+	}{{"wsp tumbling 10 s count+sum", tumbling}, {"wsp tumbling 10 s count+sum in a Wasm aggregate (Go SDK)", wasmTumbling()},
+		{"wsp sliding 10 s / 2 s count+sum", sliding}, {"wsp session gap 5 s count+sum", session}} {
 		if !want(c.name) {
 			continue
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -31,6 +32,7 @@ func (c *collect) Close(context.Context) error { return nil }
 // same generated records (every record counted in each of its windows, sums
 // equal), so the figures in bench/README.md are for correct work.
 func TestBenchmarkAnswers(t *testing.T) {
+	aggModule = filepath.Join("..", "..", "plugins", "testdata", "wasm", "go_sumagg.wasm")
 	const n, keys = 200_000, 1000
 	// The generated records, directly.
 	g := newGen(n, keys)
@@ -49,7 +51,7 @@ func TestBenchmarkAnswers(t *testing.T) {
 	for _, c := range []struct {
 		name, yaml string
 		perRecord  int // windows each record is in
-	}{{"tumbling", tumbling, 1}, {"sliding", sliding, 5}, {"session", session, 1}} {
+	}{{"tumbling", tumbling, 1}, {"sliding", sliding, 5}, {"session", session, 1}, {"wasm", wasmTumbling(), 1}} {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := wsp.Parse([]byte(c.yaml), ".")
 			if err != nil {
@@ -62,11 +64,19 @@ func TestBenchmarkAnswers(t *testing.T) {
 			count, sum := 0, 0.0
 			for _, v := range out.vals {
 				var r struct {
-					Count int
-					Sum   float64
+					Count     int
+					Sum       float64
+					WasmCount int     `json:"wasm_count"`
+					WasmSum   float64 `json:"wasm_sum"`
 				}
 				if err := json.Unmarshal([]byte(v), &r); err != nil {
 					t.Fatal(err)
+				}
+				if c.name == "wasm" {
+					if r.WasmCount != r.Count {
+						t.Fatalf("wasm count %d, count %d", r.WasmCount, r.Count)
+					}
+					r.Sum = r.WasmSum
 				}
 				count += r.Count
 				sum += r.Sum

@@ -93,9 +93,13 @@ func (in *Instance) encodeAgg(dst []byte) uint64 {
 	c := in.agg
 	size := uint64(hostabi.BatchHeaderSize)
 	k := 0
+	add, merge := c.op == hostabi.AggAdd, c.op == hostabi.AggMerge
 	for gi := range c.groups {
 		g := &c.groups[gi]
 		size += 8 + uint64(len(g.Acc))
+		if !add {
+			continue
+		}
 		for ri := range g.Records {
 			r := &g.Records[ri]
 			size += uint64(hostabi.RecordHeaderSize + len(r.Key) + len(r.Value))
@@ -111,8 +115,12 @@ func (in *Instance) encodeAgg(dst []byte) uint64 {
 			}
 			k++
 		}
-		for _, o := range g.Others {
-			size += 4 + uint64(len(o))
+	}
+	if merge {
+		for gi := range c.groups {
+			for _, o := range c.groups[gi].Others {
+				size += 4 + uint64(len(o))
+			}
 		}
 	}
 	if size > uint64(len(dst)) {
@@ -126,14 +134,18 @@ func (in *Instance) encodeAgg(dst []byte) uint64 {
 		binary.LittleEndian.PutUint32(dst[p:], uint32(len(g.Acc)))
 		p += 4
 		p += copy(dst[p:], g.Acc)
-		items := len(g.Records)
-		if c.op == hostabi.AggMerge {
-			items = len(g.Others)
+		var recs []record.Record
+		var others [][]byte
+		switch {
+		case add:
+			recs = g.Records
+		case merge:
+			others = g.Others
 		}
-		binary.LittleEndian.PutUint32(dst[p:], uint32(items))
+		binary.LittleEndian.PutUint32(dst[p:], uint32(len(recs)+len(others)))
 		p += 4
-		for ri := range g.Records {
-			r := &g.Records[ri]
+		for ri := range recs {
+			r := &recs[ri]
 			var flags uint8
 			if r.Flags&record.HasTime != 0 {
 				flags |= hostabi.FlagHasTime
@@ -163,7 +175,7 @@ func (in *Instance) encodeAgg(dst []byte) uint64 {
 			p = putRecord(dst, p, ri, r, flags, t, metaLen, fsec)
 			k++
 		}
-		for _, o := range g.Others {
+		for _, o := range others {
 			binary.LittleEndian.PutUint32(dst[p:], uint32(len(o)))
 			p += 4
 			p += copy(dst[p:], o)

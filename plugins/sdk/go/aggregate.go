@@ -1,5 +1,7 @@
 package wsp
 
+import "math"
+
 // AggregateFuncs are a module's aggregate (the `aggregate` feature of the
 // ABI): a window step with `aggregate: {module: ...}` keeps one accumulator
 // per key and window as bytes in the host, and calls these a batch of
@@ -59,67 +61,94 @@ func runAgg(op int, n int32) (rc int32) {
 		panic(hostError("wsp: the aggregate batch header does not match the call"))
 	}
 	out.reset()
+	if aggGroups(op, data, int(n), f) != len(data) {
+		panic(errMalformedBatch)
+	}
+	out.flush()
+	return 0
+}
+
+// aggGroups runs the groups of an aggregate batch and returns the offset
+// after the last one. It is apart from runAgg, whose defer makes every
+// loop in it slow in Go's Wasm code.
+func aggGroups(op int, data []byte, n int, f *AggregateFuncs) int {
 	full := data[:cap(data)]
 	r := &one
 	if len(r.buf) == 0 || &r.buf[0] != &full[0] {
 		r.buf = full
 	}
 	p := batchHeaderSize
-	need := func(k int) {
-		if len(data)-p < k {
+	nf := len(r.foff)
+	for g := 0; g < n; g++ {
+		// A group: acc_len u32 | acc | items u32 | items. Checks that fail
+		// leave at once (see scan in run.go for why the loops look so).
+		if len(data)-p < 4 {
 			panic(errMalformedBatch)
 		}
-	}
-	for g := 0; g < int(n); g++ {
-		need(4)
-		al := int(le.Uint32(data[p:]))
+		al := int(load32(data, p))
 		p += 4
-		need(al + 4)
-		accBuf = append(accBuf[:0], data[p:p+al]...)
+		if len(data)-p < al+4 {
+			panic(errMalformedBatch)
+		}
+		acc := append(accBuf[:0], data[p:p+al]...)
 		p += al
-		items := int(le.Uint32(data[p:]))
+		items := int(load32(data, p))
 		p += 4
-		acc := accBuf
-		for i := 0; i < items; i++ {
-			switch op {
-			case aggAdd:
-				end := recordEnd(data, p)
-				if end < 0 {
+		switch op {
+		case aggAdd:
+			if acc, p = addRecords(r, data, p, items, nf, acc, f.Add); p < 0 {
+				panic(errMalformedBatch)
+			}
+		case aggMerge:
+			for i := 0; i < items; i++ {
+				if len(data)-p < 4 {
 					panic(errMalformedBatch)
 				}
-				r.hdr, r.index = p, i
-				if len(r.foff) > 0 {
-					walkFields(r.foff, data, p)
-				}
-				acc = f.Add(acc, r)
-				p = end
-			case aggMerge:
-				need(4)
-				ol := int(le.Uint32(data[p:]))
+				ol := int(load32(data, p))
 				p += 4
-				need(ol)
+				if len(data)-p < ol {
+					panic(errMalformedBatch)
+				}
 				acc = f.Merge(acc, data[p:p+ol:p+ol])
 				p += ol
 			}
 		}
 		l := len(out.buf)
-		out.buf = append(out.buf, 0, 0, 0, 0)
 		if op == aggFinish {
-			out.buf = f.Finish(out.buf, acc)
+			out.buf = f.Finish(append(out.buf, 0, 0, 0, 0), acc)
 		} else {
-			out.buf = append(out.buf, acc...)
+			out.buf = append(append(out.buf, 0, 0, 0, 0), acc...)
 		}
-		le.PutUint32(out.buf[l:], uint32(len(out.buf)-l-4))
+		store32(out.buf, l, uint32(len(out.buf)-l-4))
 		accBuf = acc[:0]
 		if len(out.buf) >= flushAt {
 			out.flush()
 		}
 	}
-	if p != len(data) {
-		panic(errMalformedBatch)
+	return p
+}
+
+// addRecords folds the items records from data[p:] into acc with add and
+// returns it and the offset after them, or -1 for a malformed batch. It is
+// its own small function so that its loop stays cheap in Go's Wasm code.
+func addRecords(r *Record, data []byte, p, items, nf int, acc []byte, add func([]byte, *Record) []byte) ([]byte, int) {
+	for i := 0; i < items; i++ {
+		if len(data)-p < recordHeaderSize {
+			return acc, -1
+		}
+		w2, w3 := load64(data, p+16), load64(data, p+24)
+		end := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3)) + int(w3>>32)
+		if end > len(data) {
+			return acc, -1
+		}
+		r.hdr, r.index = p, i
+		if nf > 0 {
+			walkFields(r.foff, data, p)
+		}
+		acc = add(acc, r)
+		p = end
 	}
-	out.flush()
-	return 0
+	return acc, p
 }
 
 // recordEnd returns the offset after the record whose header starts at
@@ -135,3 +164,25 @@ func recordEnd(data []byte, p int) int {
 	}
 	return end
 }
+
+// Accumulator helpers: fixed-width little-endian values at byte offsets of
+// an accumulator, without encoding/binary's per-byte work in Wasm. They
+// panic (failing the call) when acc is too short.
+
+// Uint64At returns the uint64 at acc[off:off+8].
+func Uint64At(acc []byte, off int) uint64 {
+	_ = acc[off+7]
+	return load64(acc, off)
+}
+
+// PutUint64At stores v at acc[off:off+8].
+func PutUint64At(acc []byte, off int, v uint64) {
+	_ = acc[off+7]
+	store64(acc, off, v)
+}
+
+// Float64At returns the float64 at acc[off:off+8].
+func Float64At(acc []byte, off int) float64 { return math.Float64frombits(Uint64At(acc, off)) }
+
+// PutFloat64At stores v at acc[off:off+8].
+func PutFloat64At(acc []byte, off int, v float64) { PutUint64At(acc, off, math.Float64bits(v)) }

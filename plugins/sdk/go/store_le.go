@@ -22,3 +22,9 @@ func load64(b []byte, off int) uint64 {
 func load32(b []byte, off int) uint32 {
 	return *(*uint32)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), off))
 }
+
+// store32 writes v little-endian at b[off:off+4], which the caller has
+// checked is inside b.
+func store32(b []byte, off int, v uint32) {
+	*(*uint32)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), off)) = v
+}

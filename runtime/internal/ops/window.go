@@ -578,9 +578,14 @@ type pendingResult struct {
 func (a *wasmAgg) touch(b *window.AccBox) {
 	g, ok := a.touched[b]
 	if !ok {
-		g = len(a.groups)
+		g = len(a.boxes)
 		a.touched[b] = g
-		a.groups = append(a.groups, plugin.AggGroup{Acc: b.Acc})
+		if g < cap(a.groups) {
+			a.groups = a.groups[:g+1]
+			a.groups[g].Acc = b.Acc // reuse the group and its records array
+		} else {
+			a.groups = append(a.groups, plugin.AggGroup{Acc: b.Acc})
+		}
 		a.boxes = append(a.boxes, b)
 	}
 	a.groups[g].Records = append(a.groups[g].Records, *a.cur)
@@ -627,11 +632,17 @@ func (a *wasmAgg) add(ctx context.Context) error {
 	return nil
 }
 
+// resetGroups empties the groups for the next batch, keeping their record
+// arrays (nothing refers to them once the batch's calls are done).
 func (a *wasmAgg) resetGroups() {
 	clear(a.touched)
-	clear(a.groups)
+	for i := range a.groups {
+		clear(a.groups[i].Records)
+		a.groups[i] = plugin.AggGroup{Records: a.groups[i].Records[:0]}
+	}
+	a.groups = a.groups[:0]
 	clear(a.boxes)
-	a.groups, a.boxes = a.groups[:0], a.boxes[:0]
+	a.boxes = a.boxes[:0]
 }
 
 func (a *wasmAgg) reset() {

@@ -7,8 +7,6 @@
 package main
 
 import (
-	"encoding/binary"
-	"math"
 	"strconv"
 
 	wsp "github.com/wsp-project/wsp/plugins/sdk/go"
@@ -40,11 +38,12 @@ func init() {
 	})
 }
 
+// The accumulator: count u64 | sum f64, little-endian; empty when new.
 func load(acc []byte) (uint64, float64) {
 	if len(acc) < 16 {
 		return 0, 0
 	}
-	return binary.LittleEndian.Uint64(acc), math.Float64frombits(binary.LittleEndian.Uint64(acc[8:]))
+	return wsp.Uint64At(acc, 0), wsp.Float64At(acc, 8)
 }
 
 func store(acc []byte, n uint64, s float64) []byte {
@@ -52,8 +51,8 @@ func store(acc []byte, n uint64, s float64) []byte {
 		acc = make([]byte, 16)
 	}
 	acc = acc[:16]
-	binary.LittleEndian.PutUint64(acc, n)
-	binary.LittleEndian.PutUint64(acc[8:], math.Float64bits(s))
+	wsp.PutUint64At(acc, 0, n)
+	wsp.PutFloat64At(acc, 8, s)
 	return acc
 }
 
