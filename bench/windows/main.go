@@ -204,8 +204,12 @@ func run(n, keys, workers int, only string) error {
 		}
 	}
 	if want("memory") {
-		b, states := stateBytes()
-		fmt.Printf("\nState memory, tumbling count+sum: %.0f bytes per (key, window) over %d open (key, window) states\n", b, states)
+		fmt.Println()
+		for _, shape := range [][2]int{{100_000, 10}, {1_000_000, 1}} {
+			b, states := stateBytes(shape[0], shape[1])
+			fmt.Printf("State memory, tumbling count+sum: %.0f bytes per (key, window) over %d open (key, window) states (%d keys x %d windows)\n",
+				b, states, shape[0], shape[1])
+		}
 	}
 	return nil
 }
@@ -289,10 +293,9 @@ func parseV(b []byte) int {
 }
 
 // stateBytes measures the heap held per open (key, window) state of a
-// tumbling count+sum window: 100,000 keys × 10 windows added with the
-// watermark held back, so nothing fires.
-func stateBytes() (float64, int) {
-	const keys, wins = 100_000, 10
+// tumbling count+sum window: keys × wins windows added with the watermark
+// held back, so nothing fires.
+func stateBytes(keys, wins int) (float64, int) {
 	yaml := `
 pipeline:
   - window:

@@ -97,18 +97,23 @@ type keyState struct {
 	key    string // in keyIn when it fits, so comparing it touches no other memory
 	hash   uint64
 	hnext  *keyState // the next key with the same hash
-	keyIn  [24]byte
+	keyIn  [16]byte
 	idle   bool  // no open window; in Operator.idle
 	idleAt int64 // the watermark when it became idle
 	wins   []winMeta
-	m      []Moments   // len(wins) × Fields
-	fl     []FirstLast // len(wins) × Fields, with NeedFirstLast
-	sk     []*Sketches // len(wins) × Fields, with Sketch (nil for fields without)
+	m      []Moments // len(wins) × Fields
+	ext    *keyExt   // the rarer accumulators, nil when the operator keeps none
 
-	// Room for the usual case (two windows, one field) inside the struct,
-	// so wins and m start on the key's own cache lines.
-	winsIn [2]winMeta
-	mIn    [2]Moments
+	// Room for the usual case (one open window, one field) inside the
+	// struct, so wins and m start on the key's own cache lines.
+	winsIn [1]winMeta
+	mIn    [1]Moments
+}
+
+// keyExt holds the accumulators only some windows keep.
+type keyExt struct {
+	fl []FirstLast // len(wins) × Fields, with NeedFirstLast
+	sk []*Sketches // len(wins) × Fields, with Sketch (nil for fields without)
 }
 
 type winMeta struct {
@@ -190,6 +195,9 @@ func (o *Operator) Add(key []byte, ts int64, vals []float64, present uint64, emi
 			ks = newKeyState(key, h)
 			ks.hnext = o.keys[h]
 			ks.wins = ks.winsIn[:0]
+			if o.Need&NeedFirstLast != 0 || o.Sketch != nil {
+				ks.ext = &keyExt{}
+			}
 			if o.Fields == 1 {
 				ks.m = ks.mIn[:0]
 			}
@@ -274,10 +282,10 @@ func (o *Operator) openWindow(ks *keyState, w Window) int {
 	for f := range o.Fields {
 		ks.m = append(ks.m, Moments{})
 		if o.Need&NeedFirstLast != 0 {
-			ks.fl = append(ks.fl, FirstLast{})
+			ks.ext.fl = append(ks.ext.fl, FirstLast{})
 		}
 		if o.Sketch != nil {
-			ks.sk = append(ks.sk, newSketches(o.Sketch[f]))
+			ks.ext.sk = append(ks.ext.sk, newSketches(o.Sketch[f]))
 		}
 	}
 	l := o.last
@@ -316,11 +324,11 @@ func (o *Operator) fold(ks *keyState, i int, ts int64, vals []float64, present u
 			m.addSum(x)
 		}
 		if o.Need&NeedFirstLast != 0 {
-			ks.fl[i*o.Fields+f].Add(ts, x)
+			ks.ext.fl[i*o.Fields+f].Add(ts, x)
 		}
 	}
 	if o.Sketch != nil {
-		foldSketches(ks.sk[i*o.Fields:(i+1)*o.Fields], vals, present, o.Hashes, o.Hashed)
+		foldSketches(ks.ext.sk[i*o.Fields:(i+1)*o.Fields], vals, present, o.Hashes, o.Hashed)
 	}
 }
 
@@ -330,10 +338,10 @@ func (o *Operator) result(ks *keyState, i int, update bool) *Result {
 	r.M = ks.m[i*o.Fields : (i+1)*o.Fields]
 	r.FL, r.SK = nil, nil
 	if o.Need&NeedFirstLast != 0 {
-		r.FL = ks.fl[i*o.Fields : (i+1)*o.Fields]
+		r.FL = ks.ext.fl[i*o.Fields : (i+1)*o.Fields]
 	}
 	if o.Sketch != nil {
-		r.SK = ks.sk[i*o.Fields : (i+1)*o.Fields]
+		r.SK = ks.ext.sk[i*o.Fields : (i+1)*o.Fields]
 	}
 	return r
 }
@@ -347,13 +355,13 @@ func (o *Operator) remove(ks *keyState, i int) {
 		copy(ks.m[i*f:(i+1)*f], ks.m[last*f:])
 		ks.m = ks.m[:last*f]
 		if o.Need&NeedFirstLast != 0 {
-			copy(ks.fl[i*f:(i+1)*f], ks.fl[last*f:])
-			ks.fl = ks.fl[:last*f]
+			copy(ks.ext.fl[i*f:(i+1)*f], ks.ext.fl[last*f:])
+			ks.ext.fl = ks.ext.fl[:last*f]
 		}
 		if o.Sketch != nil {
-			copy(ks.sk[i*f:(i+1)*f], ks.sk[last*f:])
-			clear(ks.sk[last*f:])
-			ks.sk = ks.sk[:last*f]
+			copy(ks.ext.sk[i*f:(i+1)*f], ks.ext.sk[last*f:])
+			clear(ks.ext.sk[last*f:])
+			ks.ext.sk = ks.ext.sk[:last*f]
 		}
 	}
 	o.open--
