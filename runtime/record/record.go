@@ -95,6 +95,10 @@ type Batch struct {
 	// produced). They are not in Records; the engine sends each to the error
 	// output with its reason, and they are acknowledged with the batch.
 	Unreadable []Unreadable
+	// Recycle, when set, is called by the engine once the batch has been
+	// written to its output (which keeps no reference to it), so whoever
+	// made it can reuse its memory. Nil for batches nobody recycles.
+	Recycle func(*Batch)
 }
 
 // Unreadable is an input message that could not be read as a record.

@@ -611,6 +611,9 @@ func (e *engine) writer(hard context.Context, i int) {
 			if err == nil {
 				om.Written.Add(int64(w.b.Len()))
 				om.Batches.Add(1)
+				if w.b.Recycle != nil {
+					w.b.Recycle(w.b)
+				}
 				break
 			}
 			om.Retries.Add(1)

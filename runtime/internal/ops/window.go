@@ -8,6 +8,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -396,6 +397,24 @@ func (w *windowWorker) AdvanceProc(ctx context.Context, now int64, res *plugin.R
 	return done, nil
 }
 
+// resultPool recycles the memory of written result batches: large arrays
+// that would otherwise be zeroed, traced and swept at every firing.
+var resultPool sync.Pool
+
+type resultBufs struct {
+	recs  []record.Record
+	arena []byte
+}
+
+func recycleResults(b *record.Batch) {
+	if cap(b.Records) < maxResults {
+		return
+	}
+	clear(b.Records)
+	resultPool.Put(&resultBufs{recs: b.Records[:0], arena: b.Arena[:0]})
+	b.Records, b.Arena, b.Recycle = nil, nil, nil
+}
+
 // resultSize estimates the bytes of one result (for sizing the arena).
 func (s *WindowStep) resultSize() int {
 	return 96 + len(s.KeyName) + 24*len(s.Aggs)
@@ -406,9 +425,15 @@ func (w *windowWorker) emit(r *window.Result) {
 	s := w.s
 	out := w.out
 	if cap(out.Records) == 0 {
-		// Sized for a full Advance: firings come in bulk.
-		out.Records = make([]record.Record, 0, maxResults)
-		out.Arena = make([]byte, 0, maxResults*s.resultSize())
+		// Sized for a full Advance (firings come in bulk), and recycled
+		// once written.
+		if rb, ok := resultPool.Get().(*resultBufs); ok {
+			out.Records, out.Arena = rb.recs, rb.arena
+		} else {
+			out.Records = make([]record.Record, 0, maxResults)
+			out.Arena = make([]byte, 0, maxResults*s.resultSize())
+		}
+		out.Recycle = recycleResults
 	}
 	kstart := len(out.Arena)
 	b := append(out.Arena, r.Key...)
