@@ -81,6 +81,7 @@ type Operator struct {
 	// An Advance cut short by its limit resumes here.
 	resumeEnd  int64
 	resumeList []*keyState
+	sink       uint64 // keeps AdvanceN's early loads from being optimized away
 }
 
 // Need selects the accumulator parts an operator keeps per field.
@@ -439,6 +440,17 @@ func (o *Operator) AdvanceN(wm int64, max int, emit func(*Result)) (done bool) {
 			if max > 0 && n == max {
 				o.resumeEnd, o.resumeList = end, list[li:]
 				return false
+			}
+			// Touch the state of keys further down the list now: the
+			// loads miss the cache, and issued early they overlap with the
+			// work on this key instead of stalling it one after another.
+			if li+8 < len(list) {
+				o.sink += uint64(len(list[li+8].wins))
+			}
+			if li+4 < len(list) {
+				if k := list[li+4]; len(k.wins) > 0 && len(k.m) > 0 {
+					o.sink += uint64(k.wins[0].n) + uint64(k.m[0].N)
+				}
 			}
 			i := ks.find(end)
 			if i < 0 || ks.wins[i].fired {
