@@ -298,6 +298,7 @@ type windowWorker struct {
 	// interface call would be allocated on every call.
 	emitFn  func(*window.Result)
 	agg     *wasmAgg // with a Wasm aggregate
+	looked  []window.Looked
 	lastWin window.Window
 	winText []byte // the result text for lastWin's bounds
 }
@@ -314,6 +315,15 @@ func (w *windowWorker) Open() int { return w.op.Open() }
 
 func (w *windowWorker) Add(ctx context.Context, b *record.Batch, res *plugin.Result) error {
 	w.out = &res.Ports[0]
+	// With the aligned operator, look up every key of the batch first:
+	// independent lookups overlap their cache misses.
+	aligned, _ := w.op.(*window.Operator)
+	if aligned != nil && !w.s.ProcessingTime {
+		w.looked = w.looked[:0]
+		for i := range b.Records {
+			w.looked = append(w.looked, aligned.Lookup(b.Records[i].Key))
+		}
+	}
 	for i := range b.Records {
 		r := &b.Records[i]
 		if w.agg != nil {
@@ -352,7 +362,13 @@ func (w *windowWorker) Add(ctx context.Context, b *record.Batch, res *plugin.Res
 		if w.s.ProcessingTime {
 			ts = w.s.Now().UnixMilli()
 		}
-		switch w.op.Add(r.Key, ts, w.vals, present, w.emitFn) {
+		var out window.Outcome
+		if aligned != nil && !w.s.ProcessingTime {
+			out = aligned.AddLooked(w.looked[i], r.Key, ts, w.vals, present, w.emitFn)
+		} else {
+			out = w.op.Add(r.Key, ts, w.vals, present, w.emitFn)
+		}
+		switch out {
 		case window.Late:
 			if w.s.LateOutput {
 				res.Ports[1].Records = append(res.Ports[1].Records, *r)

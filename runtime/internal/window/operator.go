@@ -178,14 +178,40 @@ func (o *Operator) Watermark() int64 { o.init(); return o.wm }
 // as SQL does). Windows that had already fired fire again: their updated
 // results go to emit.
 func (o *Operator) Add(key []byte, ts int64, vals []float64, present uint64, emit func(*Result)) Outcome {
+	return o.AddLooked(o.Lookup(key), key, ts, vals, present, emit)
+}
+
+// Looked is a key's state found by Lookup (nil for a key not held yet).
+type Looked struct {
+	ks *keyState
+	h  uint64
+}
+
+// Lookup finds key's state. A caller adding a batch can look up all its
+// keys first and then add: independent lookups overlap their cache misses.
+// A Looked is valid until the next Advance.
+func (o *Operator) Lookup(key []byte) Looked {
+	o.init()
+	h := maphash.Bytes(o.seed, key)
+	ks := o.keys[h]
+	for ks != nil && ks.key != string(key) {
+		ks = ks.hnext
+	}
+	return Looked{ks, h}
+}
+
+// AddLooked is Add with the key's state already looked up. A key that
+// Lookup did not find may have been added since (earlier in the batch).
+func (o *Operator) AddLooked(l Looked, key []byte, ts int64, vals []float64, present uint64, emit func(*Result)) Outcome {
 	o.init()
 	o.buf = o.Assign(o.buf[:0], ts)
 	if len(o.buf) == 0 {
 		return NoWindow
 	}
-	h := maphash.Bytes(o.seed, key)
-	var ks *keyState
-	for ks = o.keys[h]; ks != nil && ks.key != string(key); ks = ks.hnext {
+	h, ks := l.h, l.ks
+	if ks == nil {
+		for ks = o.keys[h]; ks != nil && ks.key != string(key); ks = ks.hnext {
+		}
 	}
 	added := false
 	for _, w := range o.buf {
