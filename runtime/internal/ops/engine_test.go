@@ -464,8 +464,8 @@ func TestGlobalCountWindows(t *testing.T) {
 
 // TestWasmAggregateMatchesBuiltIn: a Wasm aggregate (the Go SDK test guest
 // sumagg: count and sum of v) gives the same results as the built-in
-// count() and sum(v), in tumbling and sliding windows, with lateness and
-// early results, for one and several workers.
+// count() and sum(v), in tumbling, sliding and session windows (whose
+// accumulators merge), with early results, for one and several workers.
 func TestWasmAggregateMatchesBuiltIn(t *testing.T) {
 	eng, err := plugin.NewEngine(t.TempDir())
 	if err != nil {
@@ -483,6 +483,8 @@ func TestWasmAggregateMatchesBuiltIn(t *testing.T) {
 	for _, win := range []*WindowStep{
 		{StepName: "tumbling", Size: 1000, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m},
 		{StepName: "sliding", Size: 1000, Slide: 250, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m, EarlyEveryRecords: 3},
+		// Out-of-order records bridge sessions: the Wasm accumulators merge.
+		{StepName: "session", Gap: 120, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m},
 	} {
 		for _, workers := range []int{1, 3} {
 			vals, mt, _ := runWindowPipeline(t, lines, workers, 500, 1, win, bound)
@@ -506,6 +508,9 @@ func TestWasmAggregateMatchesBuiltIn(t *testing.T) {
 			}
 			if s := mt.Snapshot(); s.Steps[2].Failed != 0 {
 				t.Fatalf("failures: %+v", s.Steps[2])
+			}
+			if win.Gap > 0 && wasmMerges.Load() == 0 {
+				t.Fatal("no session merged: the data does not exercise merge")
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -137,8 +138,8 @@ func (s *WindowStep) Validate() error {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
-	if s.Aggregate != nil && (s.Gap != 0 || s.Count != 0) {
-		return fmt.Errorf("a Wasm aggregate works with tumbling, sliding and processing-time windows in this version (session and global windows come next)")
+	if s.Aggregate != nil && s.Count != 0 {
+		return fmt.Errorf("a Wasm aggregate does not work with global windows in this version (tumbling, sliding, session and processing-time windows do)")
 	}
 	if s.ProcessingTime && (s.Gap != 0 || s.Count != 0 || s.Lateness != 0) {
 		return fmt.Errorf("processing-time windows are tumbling or sliding, without lateness")
@@ -251,6 +252,14 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 		op := &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments,
 			Sketch: s.sketch, Hashes: w.hashes}
 		w.op, w.hashed = op, &op.Hashed
+		if s.Aggregate != nil {
+			in, err := s.Aggregate.Instance(context.Background())
+			if err != nil {
+				return nil, err
+			}
+			w.agg = &wasmAgg{in: in, touched: map[*window.AccBox]int{}}
+			op.Touch, op.MergeBoxes = w.agg.touch, w.agg.merge
+		}
 	} else {
 		op := &window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need,
 			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords}
@@ -413,6 +422,10 @@ func (w *windowWorker) AdvanceProc(ctx context.Context, now int64, res *plugin.R
 	return done, nil
 }
 
+// wasmMerges counts Wasm accumulator merges (the tests check that they
+// happen).
+var wasmMerges atomic.Int64
+
 // resultPool recycles the memory of written result batches: large arrays
 // that would otherwise be zeroed, traced and swept at every firing.
 var resultPool sync.Pool
@@ -499,9 +512,9 @@ func (w *windowWorker) emit(r *window.Result) {
 		p := pendingResult{out: out, idx: len(out.Records) - 1, box: r.Box}
 		if g, ok := a.touched[r.Box]; ok {
 			// Emitted while the batch is being added (an early or a late
-			// result): its accumulator is the one before the batch plus
-			// the batch's records so far, not all of them.
-			p.snap, p.recs = true, a.groups[g].Records
+			// result): its accumulator is the group's base plus the
+			// batch's records so far, not all of them.
+			p.snap, p.base, p.recs = true, a.groups[g].Acc, a.groups[g].Records
 		}
 		a.pending = append(a.pending, p)
 	}
@@ -602,6 +615,7 @@ type wasmAgg struct {
 	in      *plugin.Instance
 	cur     *record.Record // the record being added
 	touched map[*window.AccBox]int
+	err     error // a merge failed during the batch
 	groups  []plugin.AggGroup
 	boxes   []*window.AccBox
 	pending []pendingResult
@@ -612,6 +626,7 @@ type pendingResult struct {
 	idx  int
 	box  *window.AccBox
 	snap bool            // emitted during Add: finish acc, not box.Acc
+	base []byte          // with snap: the group's accumulator when it was emitted
 	recs []record.Record // with snap: the window's records of the batch up to the result
 	acc  []byte
 }
@@ -632,17 +647,66 @@ func (a *wasmAgg) touch(b *window.AccBox) {
 	a.groups[g].Records = append(a.groups[g].Records, *a.cur)
 }
 
+// merge folds src's accumulator into dst's at once (sessions merge rarely:
+// when a record bridges two). The records the batch has added to either so
+// far are folded in first, and their groups restart from the merged state.
+func (a *wasmAgg) merge(dst, src *window.AccBox) {
+	if a.err != nil {
+		return
+	}
+	wasmMerges.Add(1)
+	var groups []plugin.AggGroup
+	var boxes []*window.AccBox
+	for _, b := range []*window.AccBox{dst, src} {
+		if g, ok := a.touched[b]; ok && len(a.groups[g].Records) > 0 {
+			groups = append(groups, plugin.AggGroup{Acc: a.groups[g].Acc, Records: a.groups[g].Records})
+			boxes = append(boxes, b)
+		}
+	}
+	ctx := context.Background()
+	if len(groups) > 0 {
+		accs, err := a.in.CallAggregate(ctx, hostabi.AggAdd, groups)
+		if err != nil {
+			a.err = err
+			return
+		}
+		for i, b := range boxes {
+			b.Acc = append([]byte(nil), accs[i]...)
+			g := a.touched[b]
+			a.groups[g].Acc, a.groups[g].Records = b.Acc, nil
+		}
+	}
+	accs, err := a.in.CallAggregate(ctx, hostabi.AggMerge, []plugin.AggGroup{{Acc: dst.Acc, Others: [][]byte{src.Acc}}})
+	if err != nil {
+		a.err = err
+		return
+	}
+	dst.Acc = append([]byte(nil), accs[0]...)
+	if g, ok := a.touched[dst]; ok {
+		a.groups[g].Acc = dst.Acc
+	}
+	if g, ok := a.touched[src]; ok {
+		a.groups[g].Records = nil // merged away: nothing more to add to it
+	}
+}
+
 // add folds the batch's records into their windows' accumulators. Results
 // emitted during the batch first get their own accumulators: the one
 // before the batch plus the records up to them (one call for all).
 func (a *wasmAgg) add(ctx context.Context) error {
+	if a.err != nil {
+		err := a.err
+		a.err = nil
+		a.reset()
+		return err
+	}
 	if len(a.groups) == 0 {
 		return nil
 	}
 	var snaps []plugin.AggGroup
 	for _, p := range a.pending {
 		if p.snap {
-			snaps = append(snaps, plugin.AggGroup{Acc: p.box.Acc, Records: p.recs})
+			snaps = append(snaps, plugin.AggGroup{Acc: p.base, Records: p.recs})
 		}
 	}
 	if len(snaps) > 0 {

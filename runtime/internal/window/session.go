@@ -26,6 +26,10 @@ type SessionOperator struct {
 	Sketch []uint8
 	Hashes []uint64
 	Hashed uint64
+	// Touch is as in Operator. MergeBoxes is called when a session is
+	// merged into another: src's accumulator must be folded into dst's.
+	Touch      func(b *AccBox)
+	MergeBoxes func(dst, src *AccBox)
 
 	keys     map[string]*sessKey
 	fires    sessHeap
@@ -54,6 +58,7 @@ type session struct {
 	m       []Moments
 	fl      []FirstLast
 	sk      []*Sketches
+	box     *AccBox    // with Touch
 	mIn     [1]Moments // m for one field, without another allocation
 }
 
@@ -81,6 +86,9 @@ func (o *SessionOperator) newSession(w Window) *session {
 	}
 	o.nextID++
 	s.id, s.w = o.nextID, w
+	if o.Touch != nil {
+		s.box = &AccBox{}
+	}
 	if o.Fields <= 1 {
 		s.m = s.mIn[:o.Fields]
 	} else {
@@ -144,6 +152,9 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 			continue
 		}
 		// A second session in the cover: merge it into s.
+		if o.MergeBoxes != nil {
+			o.MergeBoxes(s.box, x.box)
+		}
 		s.n += x.n
 		s.updated = s.updated || s.fired || x.fired || x.updated
 		s.fired = false
@@ -186,6 +197,9 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 	if s.sk != nil {
 		foldSketches(s.sk, vals, present, o.Hashes, o.Hashed)
 	}
+	if o.Touch != nil {
+		o.Touch(s.box)
+	}
 	if o.wm != NoWatermark && w.End-1 <= o.wm {
 		// Its end is already behind the watermark: fire now. A session
 		// that had fired before (itself or one merged into it) is an update.
@@ -206,7 +220,7 @@ func (o *SessionOperator) fired(k *sessKey, s *session) {
 
 func (o *SessionOperator) result(k *sessKey, s *session, update bool) *Result {
 	r := &o.res
-	r.Key, r.Window, r.N, r.Update, r.M, r.FL, r.SK = k.key, s.w, s.n, update, s.m, s.fl, s.sk
+	r.Key, r.Window, r.N, r.Update, r.M, r.FL, r.SK, r.Box = k.key, s.w, s.n, update, s.m, s.fl, s.sk, s.box
 	return r
 }
 
