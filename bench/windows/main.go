@@ -39,6 +39,7 @@ func main() {
 	workers := flag.Int("workers", 2, "wsp workers for the wall-clock run")
 	only := flag.String("only", "", "run only the cases whose name contains this")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
+	memProf := flag.String("memprofile", "", "write an allocation profile here at the end")
 	root := flag.String("root", ".", "repository root (for the Wasm aggregate test guest)")
 	flag.Parse()
 	if *prof != "" {
@@ -55,6 +56,16 @@ func main() {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench-windows:", err)
 		os.Exit(1)
+	}
+	if *memProf != "" {
+		f, err := os.Create(*memProf)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
 }
 
@@ -190,7 +201,7 @@ func run(n, keys, workers int, only string) error {
 	}
 	for _, c := range []struct {
 		name, yaml string
-	}{{"wsp tumbling 10 s count+sum", tumbling}, {"wsp tumbling 10 s count+sum in a Wasm aggregate (Go SDK)", wasmTumbling()},
+	}{{"wsp tumbling 10 s count+sum", tumbling}, {"wsp Wasm aggregate (Go SDK guest): tumbling 10 s count+sum", wasmTumbling()},
 		{"wsp sliding 10 s / 2 s count+sum", sliding}, {"wsp session gap 5 s count+sum", session}} {
 		if !want(c.name) {
 			continue

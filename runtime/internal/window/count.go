@@ -17,12 +17,14 @@ type CountOperator struct {
 	Hashed uint64
 
 	keys  map[string]*countState
-	order []*countState // keys in the order they first opened a window, for the final firing
+	order []*countState // windows in progress in the order they opened (and fired ones, skipped), for the final firing
+	dead  int           // fired states still in order
 	res   Result
 }
 
 type countState struct {
 	key        string
+	fired      bool // fired and dropped from keys; skipped in order
 	n          int64
 	start, end int64 // min and max event time + 1
 	m          []Moments
@@ -80,7 +82,22 @@ func (o *CountOperator) Add(key []byte, ts int64, vals []float64, present uint64
 	}
 	if s.n == o.Count {
 		emit(o.result(s))
-		o.reset(s)
+		// Drop the key's state: memory follows the windows in progress,
+		// not every key ever seen. Its entry in order is skipped, and
+		// compacted away once fired entries are the majority.
+		s.fired = true
+		delete(o.keys, s.key)
+		o.dead++
+		if o.dead > 1024 && o.dead > len(o.order)/2 {
+			live := o.order[:0]
+			for _, x := range o.order {
+				if !x.fired {
+					live = append(live, x)
+				}
+			}
+			clear(o.order[len(live):])
+			o.order, o.dead = live, 0
+		}
 	}
 	return Added
 }
@@ -92,7 +109,7 @@ func (o *CountOperator) result(s *countState) *Result {
 }
 
 // AdvanceN fires the partial windows at the end of the input (wm ==
-// EndOfTime), in the order their keys first appeared; otherwise it does
+// EndOfTime), in the order they opened; otherwise it does
 // nothing. See Operator.AdvanceN for max.
 func (o *CountOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
 	if wm != EndOfTime {
@@ -105,6 +122,10 @@ func (o *CountOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
 		}
 		s := o.order[0]
 		o.order = o.order[1:]
+		if s.fired {
+			o.dead--
+			continue
+		}
 		if s.n > 0 {
 			emit(o.result(s))
 			n++
@@ -124,3 +145,7 @@ func (o *CountOperator) Open() int {
 	}
 	return n
 }
+
+// held is the number of key states kept (for tests: it follows the
+// windows in progress).
+func (o *CountOperator) held() int { return len(o.keys) + len(o.order) }

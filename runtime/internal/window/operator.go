@@ -21,12 +21,21 @@ import (
 //     reported, not added;
 //   - windows exist only once a record falls into them.
 //
-// State is kept per key: the key's open windows, each with a record count
-// and, per numeric field, a Moments (and a FirstLast when asked). Firing is
-// indexed by window end, which all keys share: a heap of distinct ends and,
-// per end, the keys with a window ending there, in the order those windows
-// opened. So firing costs no per-window timer, and the order of results is
-// fixed by the order of the input.
+// State is window-major: all keys share the window bounds, so the state of
+// one window end is one table whose entries are the keys with a record in
+// that window, in the order their windows opened, with the accumulators in
+// parallel arrays (a record count, and per numeric field a Moments, or only
+// a compensated sum when nothing more is asked for). A key's own state is
+// small: its bytes, and where its open windows sit in the tables (an end and
+// an entry index each). So adding a record costs the key lookup and one
+// entry; firing an end walks one table from start to end, touching no
+// per-key memory and needing no per-window timer; and dropping a fired
+// window is dropping its table, whose arrays are reused. The order of
+// results is fixed by the order of the input: by end, then by opening.
+//
+// A key's references to tables it no longer has a window in are dropped
+// lazily: a reference to an end past cleanup (end - 1 + L <= watermark) is
+// stale, since that table is gone and the end can never open again.
 //
 // One worker owns an Operator (it is not safe for concurrent use); the
 // engine routes each key to one worker by key group.
@@ -65,23 +74,21 @@ type Operator struct {
 
 	keys    map[uint64]*keyState // by maphash of the key; collisions chain through hnext
 	seed    maphash.Seed
-	ends    int64Heap // distinct ends with unfired windows
-	byEnd   map[int64]*endList
-	last    *endList  // the list of the end a window last opened with
-	cleans  int64Heap // distinct ends of fired windows awaiting cleanup
-	byClean map[int64][]*keyState
+	byEnd   map[int64]*table // live tables (unfired, or fired and within lateness)
+	ends    int64Heap        // ends of tables with entries to fire
+	cleans  int64Heap        // ends of fired tables awaiting cleanup
+	cache   [8]*table        // cache[j]: the table of the j-th window of the last record
+	free    []*table         // dropped tables, kept for reuse with their arrays
 	wm      int64
 	started bool
 	buf     []Window
-	idle    []*keyState // keys whose last window closed (kept for reuse, swept later)
-	active  int         // keys with at least one open window
-	swept   int64       // the watermark at the last sweep
-	open    int
+	open    int   // entries over all live tables: (key, window) states
+	swept   int64 // the watermark at the last sweep
 	res     Result
-	// An Advance cut short by its limit resumes here.
-	resumeEnd  int64
-	resumeList []*keyState
-	sink       uint64 // keeps AdvanceN's early loads from being optimized away
+	mbuf    []Moments // a result's Moments, for tables that keep sums only
+	// An Advance cut short by its limit resumes at entry resumeAt of resume.
+	resume   *table
+	resumeAt int
 }
 
 // Need selects the accumulator parts an operator keeps per field.
@@ -95,34 +102,56 @@ const (
 )
 
 type keyState struct {
-	key    string // in keyIn when it fits, so comparing it touches no other memory
-	hash   uint64
-	hnext  *keyState // the next key with the same hash
-	keyIn  [16]byte
-	idle   bool  // no open window; in Operator.idle
-	idleAt int64 // the watermark when it became idle
-	wins   []winMeta
-	m      []Moments // len(wins) × Fields
-	ext    *keyExt   // the rarer accumulators, nil when the operator keeps none
-
-	// Room for the usual case (one open window, one field) inside the
-	// struct, so wins and m start on the key's own cache lines.
-	winsIn [1]winMeta
-	mIn    [1]Moments
+	key   string // in keyIn when it fits, so comparing it touches no other memory
+	hash  uint64
+	hnext *keyState // the next key with the same hash
+	keyIn [16]byte
+	last  int64    // the latest end of a window the key opened
+	refs  []winRef // its windows' places in the tables (some may be stale)
+	refIn [2]winRef
 }
 
-// keyExt holds the accumulators only some windows keep.
-type keyExt struct {
-	fl []FirstLast // len(wins) × Fields, with NeedFirstLast
-	sk []*Sketches // len(wins) × Fields, with Sketch (nil for fields without)
+// winRef is where one window of a key is: entry idx of the table of end.
+type winRef struct {
+	end int64
+	idx int32
 }
 
-type winMeta struct {
-	w     Window
-	n     int64
-	fired bool
-	dirty bool    // records since the window's last result (early results)
-	box   *AccBox // with Operator.Touch
+// table is the state of every key's window [w.Start, w.End).
+type table struct {
+	w       Window
+	emitted int  // entries [0, emitted) have fired
+	queued  bool // end is on Operator.ends
+	fired   bool // end is on Operator.cleans (fired at least once)
+	keyOff  []uint32
+	arena   []byte  // entry i's key is arena[keyOff[i]:keyOff[i+1]] (or to the end)
+	n       []int64 // records per entry
+	m       []Moments
+	s       []sumAcc // instead of m when only sums are kept (Need == 0)
+	fl      []FirstLast
+	sk      []*Sketches
+	box     []*AccBox
+	dirty   []bool // records since the entry's last result (with EveryMs)
+}
+
+// sumAcc is a Moments for count and sum only: a third of its size.
+type sumAcc struct {
+	n      int64
+	sum, c float64
+}
+
+func (t *table) len() int { return len(t.n) }
+
+func (t *table) key(i int) string {
+	end := len(t.arena)
+	if i+1 < len(t.keyOff) {
+		end = int(t.keyOff[i+1])
+	}
+	start := int(t.keyOff[i])
+	if start == end {
+		return ""
+	}
+	return unsafe.String(&t.arena[start], end-start)
 }
 
 // AccBox holds one window's accumulator for an aggregate the operator does
@@ -131,7 +160,7 @@ type AccBox struct {
 	Acc []byte
 }
 
-// Result is one firing of one window. M and FL (per field) are valid only
+// Result is one firing of one window. Key, M, FL and SK are valid only
 // until the emit function returns.
 type Result struct {
 	Key    string
@@ -160,19 +189,19 @@ func (o *Operator) init() {
 		o.started = true
 		o.keys = map[uint64]*keyState{}
 		o.seed = maphash.MakeSeed()
-		o.byEnd = map[int64]*endList{}
+		o.byEnd = map[int64]*table{}
 		if o.Retain <= 0 {
 			o.Retain = 60_000
 		}
-		o.byClean = map[int64][]*keyState{}
 		o.wm = NoWatermark
+		o.mbuf = make([]Moments, o.Fields)
 	}
 }
 
 // Watermark is the watermark the operator last advanced to.
 func (o *Operator) Watermark() int64 { o.init(); return o.wm }
 
-// Add folds a record of key at event time ts into its windows: vals holds
+// Add adds a record of key at event time ts to its windows. vals holds
 // its numeric fields, and bit i of present says whether field i has a
 // value (a missing or null field is left out of that field's aggregates,
 // as SQL does). Windows that had already fired fire again: their updated
@@ -214,45 +243,39 @@ func (o *Operator) AddLooked(l Looked, key []byte, ts int64, vals []float64, pre
 		}
 	}
 	added := false
-	for _, w := range o.buf {
+	for j, w := range o.buf {
 		if o.wm != NoWatermark && w.End-1+o.Lateness <= o.wm {
 			continue // past cleanup
 		}
 		if ks == nil {
 			ks = newKeyState(key, h)
 			ks.hnext = o.keys[h]
-			ks.wins = ks.winsIn[:0]
-			if o.Need&NeedFirstLast != 0 || o.Sketch != nil {
-				ks.ext = &keyExt{}
-			}
-			if o.Fields == 1 {
-				ks.m = ks.mIn[:0]
-			}
+			ks.refs = ks.refIn[:0]
 			o.keys[h] = ks
-			o.active++
-		} else if ks.idle {
-			ks.idle = false
-			o.active++
 		}
-		i := ks.find(w.End)
-		if i < 0 {
-			i = o.openWindow(ks, w)
-		}
-		o.fold(ks, i, ts, vals, present)
+		t, i := o.entry(ks, j, w)
+		o.fold(t, i, ts, vals, present)
 		if o.Touch != nil {
-			o.Touch(ks.wins[i].box)
+			o.Touch(t.box[i])
 		}
 		added = true
-		switch wm := &ks.wins[i]; {
-		case wm.fired:
-			emit(o.result(ks, i, true))
-		case o.EveryRecords > 0 && wm.n%o.EveryRecords == 0:
-			wm.dirty = false
-			r := o.result(ks, i, false)
+		switch {
+		case i < t.emitted:
+			emit(o.result(t, i, true))
+		case i == t.emitted && o.wm != NoWatermark && w.End-1 <= o.wm && o.resume != t:
+			// A window first opened within the lateness (the watermark is
+			// already past its end): it fires at once, a first firing.
+			t.emitted++
+			emit(o.result(t, i, false))
+		case o.EveryRecords > 0 && t.n[i]%o.EveryRecords == 0:
+			if t.dirty != nil {
+				t.dirty[i] = false
+			}
+			r := o.result(t, i, false)
 			r.Early = true
 			emit(r)
-		default:
-			wm.dirty = true
+		case t.dirty != nil:
+			t.dirty[i] = true
 		}
 	}
 	if added {
@@ -291,137 +314,220 @@ func (o *Operator) drop(ks *keyState) {
 	}
 }
 
-// find returns the index of the key's window ending at end, or -1.
-func (ks *keyState) find(end int64) int {
-	for i := range ks.wins {
-		if ks.wins[i].w.End == end {
-			return i
+// entry returns the table and entry of ks's window w (the j-th window of
+// the record), opening it if the key has none there yet.
+func (o *Operator) entry(ks *keyState, j int, w Window) (*table, int) {
+	t := o.table(j, w)
+	for _, r := range ks.refs {
+		if r.end == w.End {
+			return t, int(r.idx)
 		}
 	}
-	return -1
+	// A new window of the key: drop its stale references first.
+	refs := ks.refs[:0]
+	for _, r := range ks.refs {
+		if r.end-1+o.Lateness > o.wm || o.wm == NoWatermark {
+			refs = append(refs, r)
+		}
+	}
+	i := t.push(ks.key, o)
+	ks.refs = append(refs, winRef{end: w.End, idx: int32(i)})
+	ks.last = max(ks.last, w.End)
+	o.open++
+	if !t.queued {
+		// A table fired before gains an entry (a late record within the
+		// lateness opening the key's window): it fires at the next advance.
+		t.queued = true
+		heap.Push(&o.ends, w.End)
+	}
+	return t, i
 }
 
-func (o *Operator) openWindow(ks *keyState, w Window) int {
-	ks.wins = append(ks.wins, winMeta{w: w})
-	if o.Touch != nil {
-		ks.wins[len(ks.wins)-1].box = &AccBox{}
+// table returns the table of window w, the j-th window of the record,
+// creating it when none is live.
+func (o *Operator) table(j int, w Window) *table {
+	if j < len(o.cache) {
+		if t := o.cache[j]; t != nil && t.w.End == w.End {
+			return t
+		}
 	}
-	for f := range o.Fields {
-		ks.m = append(ks.m, Moments{})
+	t := o.byEnd[w.End]
+	if t == nil {
+		if n := len(o.free); n > 0 {
+			t = o.free[n-1]
+			o.free = o.free[:n-1]
+		} else {
+			t = &table{}
+		}
+		t.w, t.queued = w, true
+		o.byEnd[w.End] = t
+		heap.Push(&o.ends, w.End)
+	}
+	if j < len(o.cache) {
+		o.cache[j] = t
+	}
+	return t
+}
+
+// push appends an entry for key with empty accumulators.
+func (t *table) push(key string, o *Operator) int {
+	i := len(t.n)
+	t.keyOff = append(t.keyOff, uint32(len(t.arena)))
+	t.arena = append(t.arena, key...)
+	t.n = append(t.n, 0)
+	if f := o.Fields; f > 0 {
+		if o.Need&(NeedMoments|NeedMinMax) != 0 {
+			t.m = append(t.m, make([]Moments, f)...)
+		} else {
+			t.s = append(t.s, make([]sumAcc, f)...)
+		}
 		if o.Need&NeedFirstLast != 0 {
-			ks.ext.fl = append(ks.ext.fl, FirstLast{})
+			t.fl = append(t.fl, make([]FirstLast, f)...)
 		}
 		if o.Sketch != nil {
-			ks.ext.sk = append(ks.ext.sk, newSketches(o.Sketch[f]))
+			for k := range f {
+				t.sk = append(t.sk, newSketches(o.Sketch[k]))
+			}
 		}
 	}
-	l := o.last
-	if l == nil || l.end != w.End {
-		if l = o.byEnd[w.End]; l == nil {
-			l = &endList{end: w.End}
-			o.byEnd[w.End] = l
-			heap.Push(&o.ends, w.End)
-		}
-		o.last = l
+	if o.Touch != nil {
+		t.box = append(t.box, &AccBox{})
 	}
-	l.keys = append(l.keys, ks)
-	o.open++
-	return len(ks.wins) - 1
+	if o.EveryMs > 0 {
+		t.dirty = append(t.dirty, false)
+	}
+	return i
 }
 
-func (o *Operator) fold(ks *keyState, i int, ts int64, vals []float64, present uint64) {
-	ks.wins[i].n++
-	if o.Fields == 0 {
+// reset empties t for reuse, keeping its arrays.
+func (t *table) reset() {
+	clear(t.sk)
+	clear(t.box)
+	*t = table{keyOff: t.keyOff[:0], arena: t.arena[:0], n: t.n[:0], m: t.m[:0], s: t.s[:0],
+		fl: t.fl[:0], sk: t.sk[:0], box: t.box[:0], dirty: t.dirty[:0]}
+	if cap(t.dirty) == 0 {
+		t.dirty = nil
+	}
+}
+
+func (o *Operator) fold(t *table, i int, ts int64, vals []float64, present uint64) {
+	t.n[i]++
+	f := o.Fields
+	if f == 0 {
 		return
 	}
-	ms := ks.m[i*o.Fields : (i+1)*o.Fields]
-	for f := range ms {
-		if present&(1<<f) == 0 {
-			continue
+	if o.Need&(NeedMoments|NeedMinMax) == 0 {
+		ss := t.s[i*f : (i+1)*f]
+		for k := range ss {
+			if present&(1<<k) != 0 {
+				s := &ss[k]
+				s.n++
+				s.sum, s.c = neumaier(s.sum, s.c, vals[k])
+			}
 		}
-		x := vals[f]
-		m := &ms[f]
-		switch {
-		case o.Need&NeedMoments != 0:
-			m.Add(x)
-		case o.Need&NeedMinMax != 0:
-			m.addMinMax(x)
-		default:
-			m.N++
-			m.addSum(x)
+	} else {
+		ms := t.m[i*f : (i+1)*f]
+		for k := range ms {
+			if present&(1<<k) == 0 {
+				continue
+			}
+			if o.Need&NeedMoments != 0 {
+				ms[k].Add(vals[k])
+			} else {
+				ms[k].addMinMax(vals[k])
+			}
 		}
-		if o.Need&NeedFirstLast != 0 {
-			ks.ext.fl[i*o.Fields+f].Add(ts, x)
+	}
+	if o.Need&NeedFirstLast != 0 {
+		fl := t.fl[i*f : (i+1)*f]
+		for k := range fl {
+			if present&(1<<k) != 0 {
+				fl[k].Add(ts, vals[k])
+			}
 		}
 	}
 	if o.Sketch != nil {
-		foldSketches(ks.ext.sk[i*o.Fields:(i+1)*o.Fields], vals, present, o.Hashes, o.Hashed)
+		foldSketches(t.sk[i*f:(i+1)*f], vals, present, o.Hashes, o.Hashed)
 	}
 }
 
-func (o *Operator) result(ks *keyState, i int, update bool) *Result {
+// neumaier adds x to the compensated sum (sum, c), as Moments.addSum.
+func neumaier(sum, c, x float64) (float64, float64) {
+	t := sum + x
+	if abs(sum) >= abs(x) {
+		c += (sum - t) + x
+	} else {
+		c += (x - t) + sum
+	}
+	return t, c
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func (o *Operator) result(t *table, i int, update bool) *Result {
 	r := &o.res
-	r.Key, r.Window, r.N, r.Update, r.Early, r.Box = ks.key, ks.wins[i].w, ks.wins[i].n, update, false, ks.wins[i].box
-	r.M = ks.m[i*o.Fields : (i+1)*o.Fields]
+	f := o.Fields
+	r.Key, r.Window, r.N, r.Update, r.Early, r.Box = t.key(i), t.w, t.n[i], update, false, nil
+	if t.box != nil {
+		r.Box = t.box[i]
+	}
+	if t.m != nil && len(t.m) > 0 {
+		r.M = t.m[i*f : (i+1)*f]
+	} else {
+		r.M = o.mbuf[:f]
+		for k := range r.M {
+			s := t.s[i*f+k]
+			r.M[k] = Moments{N: s.n, Sum: s.sum, c: s.c}
+		}
+	}
 	r.FL, r.SK = nil, nil
 	if o.Need&NeedFirstLast != 0 {
-		r.FL = ks.ext.fl[i*o.Fields : (i+1)*o.Fields]
+		r.FL = t.fl[i*f : (i+1)*f]
 	}
 	if o.Sketch != nil {
-		r.SK = ks.ext.sk[i*o.Fields : (i+1)*o.Fields]
+		r.SK = t.sk[i*f : (i+1)*f]
 	}
 	return r
 }
 
-// remove drops window i of ks, and ks itself when it has no window left.
-func (o *Operator) remove(ks *keyState, i int) {
-	last := len(ks.wins) - 1
-	ks.wins[i] = ks.wins[last]
-	ks.wins = ks.wins[:last]
-	if f := o.Fields; f > 0 {
-		copy(ks.m[i*f:(i+1)*f], ks.m[last*f:])
-		ks.m = ks.m[:last*f]
-		if o.Need&NeedFirstLast != 0 {
-			copy(ks.ext.fl[i*f:(i+1)*f], ks.ext.fl[last*f:])
-			ks.ext.fl = ks.ext.fl[:last*f]
-		}
-		if o.Sketch != nil {
-			copy(ks.ext.sk[i*f:(i+1)*f], ks.ext.sk[last*f:])
-			clear(ks.ext.sk[last*f:])
-			ks.ext.sk = ks.ext.sk[:last*f]
+// dropTable frees the table of end: its windows are past cleanup.
+func (o *Operator) dropTable(t *table) {
+	delete(o.byEnd, t.w.End)
+	o.open -= t.len()
+	for j := range o.cache {
+		if o.cache[j] == t {
+			o.cache[j] = nil
 		}
 	}
-	o.open--
-	if last == 0 {
-		// Kept in the map: a key usually comes back, and re-inserting it
-		// would cost a map write and a string. sweep drops idle keys.
-		ks.idle, ks.idleAt = true, o.wm
-		o.active--
-		o.idle = append(o.idle, ks)
+	if len(o.free) < 16 {
+		t.reset()
+		o.free = append(o.free, t)
 	}
 }
 
 // sweep drops the keys that have had no open window for Retain (in event
-// time), at most once per Retain and only with 4096 idle keys or more, so
-// memory follows the keys in use, not history, while a key that comes back
-// regularly keeps its state (no map write, no new string).
+// time), at most once per Retain and only with 4096 keys or more, so memory
+// follows the keys in use, not history, while a key that comes back
+// regularly keeps its state (no map write, no new string). A key's last
+// window is past cleanup at end - 1 + L: that is when it became idle.
 func (o *Operator) sweep() {
-	if len(o.idle) < 4096 || o.wm-o.swept < o.Retain {
+	if len(o.keys) < 4096 || o.wm-o.swept < o.Retain {
 		return
 	}
-	keep := o.idle[:0]
-	for _, ks := range o.idle {
-		switch {
-		case !ks.idle:
-			// active again; it re-enters the list when it next goes idle
-		case o.wm-ks.idleAt >= o.Retain:
-			o.drop(ks)
-		default:
-			keep = append(keep, ks)
+	for _, head := range o.keys {
+		for ks := head; ks != nil; {
+			next := ks.hnext
+			if ks.last-1+o.Lateness+o.Retain <= o.wm {
+				o.drop(ks)
+			}
+			ks = next
 		}
 	}
-	clear(o.idle[len(keep):])
-	o.idle = keep
 	o.swept = o.wm
 }
 
@@ -435,76 +541,44 @@ func (o *Operator) Advance(wm int64, emit func(*Result)) {
 
 // AdvanceN is Advance emitting at most max results (max <= 0: no limit).
 // It returns false when it stopped at the limit: call it again with the
-// same watermark to go on.
+// same watermark, before adding records, to go on.
 func (o *Operator) AdvanceN(wm int64, max int, emit func(*Result)) (done bool) {
 	o.init()
-	if wm < o.wm || wm == o.wm && o.resumeList == nil {
+	if wm < o.wm || wm == o.wm && o.resume == nil {
 		return true
 	}
-	if o.EveryMs > 0 && o.resumeList == nil && o.wm != NoWatermark && FloorDiv(wm, o.EveryMs) > FloorDiv(o.wm, o.EveryMs) {
+	if o.EveryMs > 0 && o.resume == nil && o.wm != NoWatermark && FloorDiv(wm, o.EveryMs) > FloorDiv(o.wm, o.EveryMs) {
 		o.early(wm, emit)
 	}
 	o.wm = wm
 	n := 0
 	for {
-		var end int64
-		var list []*keyState
-		if o.resumeList != nil {
-			end, list = o.resumeEnd, o.resumeList
-			o.resumeList = nil
+		var t *table
+		if t = o.resume; t != nil {
+			o.resume = nil
 		} else if o.ends.Len() > 0 && o.ends[0]-1 <= wm {
-			end = heap.Pop(&o.ends).(int64)
-			list = o.byEnd[end].keys
-			delete(o.byEnd, end)
-			if o.last != nil && o.last.end == end {
-				o.last = nil
-			}
+			t = o.byEnd[heap.Pop(&o.ends).(int64)]
+			t.queued = false
 		} else {
 			break
 		}
-		for li, ks := range list {
+		for i := t.emitted; i < t.len(); i++ {
 			if max > 0 && n == max {
-				o.resumeEnd, o.resumeList = end, list[li:]
+				o.resume, o.resumeAt = t, i
 				return false
 			}
-			// Touch the state of keys further down the list now: the
-			// loads miss the cache, and issued early they overlap with the
-			// work on this key instead of stalling it one after another.
-			if li+8 < len(list) {
-				o.sink += uint64(len(list[li+8].wins))
-			}
-			if li+4 < len(list) {
-				if k := list[li+4]; len(k.wins) > 0 && len(k.m) > 0 {
-					o.sink += uint64(k.wins[0].n) + uint64(k.m[0].N)
-				}
-			}
-			i := ks.find(end)
-			if i < 0 || ks.wins[i].fired {
-				continue
-			}
-			ks.wins[i].fired = true
-			emit(o.result(ks, i, false))
+			t.emitted = i + 1
+			emit(o.result(t, i, false))
 			n++
-			if end-1+o.Lateness <= wm {
-				o.remove(ks, i)
-				continue
-			}
-			l, ok := o.byClean[end]
-			if !ok {
-				heap.Push(&o.cleans, end)
-			}
-			o.byClean[end] = append(l, ks)
+		}
+		if !t.fired {
+			t.fired = true
+			heap.Push(&o.cleans, t.w.End)
 		}
 	}
 	for o.cleans.Len() > 0 && o.cleans[0]-1+o.Lateness <= wm {
 		end := heap.Pop(&o.cleans).(int64)
-		list := o.byClean[end]
-		delete(o.byClean, end)
-		for _, ks := range list {
-			if i := ks.find(end); i >= 0 {
-				o.remove(ks, i)
-			}
-		}
+		o.dropTable(o.byEnd[end])
 	}
 	o.sweep()
 	return true
@@ -515,20 +589,20 @@ func (o *Operator) AdvanceN(wm int64, max int, emit func(*Result)) (done bool) {
 // then in the order the windows opened.
 func (o *Operator) early(wm int64, emit func(*Result)) {
 	ends := make([]int64, 0, len(o.byEnd))
-	for e := range o.byEnd {
-		if e-1 > wm {
+	for e, t := range o.byEnd {
+		if e-1 > wm && t.emitted < t.len() {
 			ends = append(ends, e)
 		}
 	}
 	slices.Sort(ends)
 	for _, e := range ends {
-		for _, ks := range o.byEnd[e].keys {
-			i := ks.find(e)
-			if i < 0 || ks.wins[i].fired || !ks.wins[i].dirty {
+		t := o.byEnd[e]
+		for i := t.emitted; i < t.len(); i++ {
+			if !t.dirty[i] {
 				continue
 			}
-			ks.wins[i].dirty = false
-			r := o.result(ks, i, false)
+			t.dirty[i] = false
+			r := o.result(t, i, false)
 			r.Early = true
 			emit(r)
 		}
@@ -538,13 +612,18 @@ func (o *Operator) early(wm int64, emit func(*Result)) {
 // Open is the number of (key, window) states held.
 func (o *Operator) Open() int { return o.open }
 
-// Keys is the number of keys with at least one open window.
-func (o *Operator) Keys() int { return o.active }
-
-// endList holds the keys with a window ending at end, in opening order.
-type endList struct {
-	end  int64
-	keys []*keyState
+// Keys is the number of keys with at least one open window (it walks the
+// key index: for tests and metrics, not the hot path).
+func (o *Operator) Keys() int {
+	n := 0
+	for _, head := range o.keys {
+		for ks := head; ks != nil; ks = ks.hnext {
+			if ks.last-1+o.Lateness > o.wm || o.wm == NoWatermark {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // int64Heap is a min-heap of window ends.

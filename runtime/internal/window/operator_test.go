@@ -129,10 +129,11 @@ func TestOperatorCleansUp(t *testing.T) {
 }
 
 // TestOperatorSweepsIdleKeys: keys without open windows are kept for reuse
-// for Retain, then dropped, so the key index follows the keys in use.
+// for Retain (counted from their last window's cleanup), then dropped, so
+// the key index follows the keys in use.
 func TestOperatorSweepsIdleKeys(t *testing.T) {
 	tw := Tumbling{Size: 10}
-	op := &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Retain: 1000}
+	op := &Operator{Assign: func(dst []Window, ts int64) []Window { return append(dst, tw.Assign(ts)) }, Retain: 10_000}
 	nop := func(*Result) {}
 	for i := int64(0); i < 5000; i++ {
 		op.Add([]byte(fmt.Sprint("k", i)), i, nil, 0, nop)
@@ -142,12 +143,14 @@ func TestOperatorSweepsIdleKeys(t *testing.T) {
 		t.Fatalf("after firing: %d active, %d indexed (idle keys are kept for Retain)", op.Keys(), len(op.keys))
 	}
 	// A key that comes back reuses its state.
-	op.Add([]byte("k1"), 6000, nil, 0, nop)
-	op.Advance(7100, nop)
+	op.Add([]byte("k1"), 16000, nil, 0, nop)
+	op.Advance(16100, nop)
 	if len(op.keys) != 1 {
 		t.Fatalf("after Retain: %d keys indexed, want the one seen since", len(op.keys))
 	}
-	op.Advance(9000, nop)
+	if op.Keys() != 0 {
+		t.Fatalf("%d active keys after every window fired", op.Keys())
+	}
 }
 
 // TestKeyIndexCollisions: keys sharing a hash chain, and drop unlinks each.
@@ -191,8 +194,28 @@ func TestCountOperator(t *testing.T) {
 	if !o.AdvanceN(EndOfTime, 0, emit) {
 		t.Fatal("not done")
 	}
-	want := []string{"a [7,11) n=3 sum=5", "a [6,7) n=1 sum=4", "b [5,10) n=2 sum=6"}
+	// The partial windows fire in the order they opened: b's, then a's second.
+	want := []string{"a [7,11) n=3 sum=5", "b [5,10) n=2 sum=6", "a [6,7) n=1 sum=4"}
 	if strings.Join(got, "|") != strings.Join(want, "|") || o.Open() != 0 {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// TestCountOperatorDropsFiredKeys: a key whose window fired keeps no state,
+// so memory follows the windows in progress, not every key ever seen.
+func TestCountOperatorDropsFiredKeys(t *testing.T) {
+	o := &CountOperator{Count: 2, Fields: 1}
+	fired := 0
+	emit := func(*Result) { fired++ }
+	for i := range 100_000 {
+		k := []byte(fmt.Sprint("k", i/2)) // each key exactly Count records
+		o.Add(k, int64(i), []float64{1}, 1, emit)
+	}
+	o.Add([]byte("tail"), 1, []float64{1}, 1, emit)
+	if fired != 50_000 || o.Open() != 1 || o.held() > 3000 {
+		t.Fatalf("fired %d, open %d, held %d", fired, o.Open(), o.held())
+	}
+	if !o.AdvanceN(EndOfTime, 0, emit) || fired != 50_001 || o.Open() != 0 {
+		t.Fatalf("final firing: %d fired, %d open", fired, o.Open())
 	}
 }
