@@ -72,7 +72,7 @@ type Operator struct {
 	// its (empty) state for reuse before it is dropped. Default: 60 s.
 	Retain int64
 
-	keys    map[uint64]*keyState // by maphash of the key; collisions chain through hnext
+	keys    keyIndex // by maphash of the key
 	seed    maphash.Seed
 	byEnd   map[int64]*table // live tables (unfired, or fired and within lateness)
 	ends    int64Heap        // ends of tables with entries to fire
@@ -104,7 +104,6 @@ const (
 type keyState struct {
 	key   string // in keyIn when it fits, so comparing it touches no other memory
 	hash  uint64
-	hnext *keyState // the next key with the same hash
 	keyIn [16]byte
 	last  int64    // the latest end of a window the key opened
 	refs  []winRef // its windows' places in the tables (some may be stale)
@@ -187,7 +186,6 @@ const (
 func (o *Operator) init() {
 	if !o.started {
 		o.started = true
-		o.keys = map[uint64]*keyState{}
 		o.seed = maphash.MakeSeed()
 		o.byEnd = map[int64]*table{}
 		if o.Retain <= 0 {
@@ -222,11 +220,7 @@ type Looked struct {
 func (o *Operator) Lookup(key []byte) Looked {
 	o.init()
 	h := maphash.Bytes(o.seed, key)
-	ks := o.keys[h]
-	for ks != nil && ks.key != string(key) {
-		ks = ks.hnext
-	}
-	return Looked{ks, h}
+	return Looked{o.keys.find(h, key), h}
 }
 
 // AddLooked is Add with the key's state already looked up. A key that
@@ -239,8 +233,7 @@ func (o *Operator) AddLooked(l Looked, key []byte, ts int64, vals []float64, pre
 	}
 	h, ks := l.h, l.ks
 	if ks == nil {
-		for ks = o.keys[h]; ks != nil && ks.key != string(key); ks = ks.hnext {
-		}
+		ks = o.keys.find(h, key)
 	}
 	added := false
 	for j, w := range o.buf {
@@ -249,9 +242,8 @@ func (o *Operator) AddLooked(l Looked, key []byte, ts int64, vals []float64, pre
 		}
 		if ks == nil {
 			ks = newKeyState(key, h)
-			ks.hnext = o.keys[h]
 			ks.refs = ks.refIn[:0]
-			o.keys[h] = ks
+			o.keys.insert(ks)
 		}
 		t, i := o.entry(ks, j, w)
 		o.fold(t, i, ts, vals, present)
@@ -293,25 +285,6 @@ func newKeyState(key []byte, h uint64) *keyState {
 		ks.key = string(key)
 	}
 	return ks
-}
-
-// drop removes ks from the key index.
-func (o *Operator) drop(ks *keyState) {
-	head := o.keys[ks.hash]
-	if head == ks {
-		if ks.hnext == nil {
-			delete(o.keys, ks.hash)
-		} else {
-			o.keys[ks.hash] = ks.hnext
-		}
-		return
-	}
-	for p := head; p != nil; p = p.hnext {
-		if p.hnext == ks {
-			p.hnext = ks.hnext
-			return
-		}
-	}
 }
 
 // entry returns the table and entry of ks's window w (the j-th window of
@@ -516,18 +489,10 @@ func (o *Operator) dropTable(t *table) {
 // regularly keeps its state (no map write, no new string). A key's last
 // window is past cleanup at end - 1 + L: that is when it became idle.
 func (o *Operator) sweep() {
-	if len(o.keys) < 4096 || o.wm-o.swept < o.Retain {
+	if o.keys.n < 4096 || o.wm-o.swept < o.Retain {
 		return
 	}
-	for _, head := range o.keys {
-		for ks := head; ks != nil; {
-			next := ks.hnext
-			if ks.last-1+o.Lateness+o.Retain <= o.wm {
-				o.drop(ks)
-			}
-			ks = next
-		}
-	}
+	o.keys.retain(func(ks *keyState) bool { return ks.last-1+o.Lateness+o.Retain > o.wm })
 	o.swept = o.wm
 }
 
@@ -616,13 +581,11 @@ func (o *Operator) Open() int { return o.open }
 // key index: for tests and metrics, not the hot path).
 func (o *Operator) Keys() int {
 	n := 0
-	for _, head := range o.keys {
-		for ks := head; ks != nil; ks = ks.hnext {
-			if ks.last-1+o.Lateness > o.wm || o.wm == NoWatermark {
-				n++
-			}
+	o.keys.each(func(ks *keyState) {
+		if ks.last-1+o.Lateness > o.wm || o.wm == NoWatermark {
+			n++
 		}
-	}
+	})
 	return n
 }
 

@@ -3,6 +3,7 @@ package window
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -139,38 +140,76 @@ func TestOperatorSweepsIdleKeys(t *testing.T) {
 		op.Add([]byte(fmt.Sprint("k", i)), i, nil, 0, nop)
 	}
 	op.Advance(5009, nop)
-	if op.Keys() != 0 || len(op.keys) != 5000 {
-		t.Fatalf("after firing: %d active, %d indexed (idle keys are kept for Retain)", op.Keys(), len(op.keys))
+	if op.Keys() != 0 || op.keys.n != 5000 {
+		t.Fatalf("after firing: %d active, %d indexed (idle keys are kept for Retain)", op.Keys(), op.keys.n)
 	}
 	// A key that comes back reuses its state.
 	op.Add([]byte("k1"), 16000, nil, 0, nop)
 	op.Advance(16100, nop)
-	if len(op.keys) != 1 {
-		t.Fatalf("after Retain: %d keys indexed, want the one seen since", len(op.keys))
+	if op.keys.n != 1 {
+		t.Fatalf("after Retain: %d keys indexed, want the one seen since", op.keys.n)
 	}
 	if op.Keys() != 0 {
 		t.Fatalf("%d active keys after every window fired", op.Keys())
 	}
 }
 
-// TestKeyIndexCollisions: keys sharing a hash chain, and drop unlinks each.
-func TestKeyIndexCollisions(t *testing.T) {
-	o := &Operator{}
-	o.init()
+// TestKeyIndex: keys with one hash share a probe run; removing any keeps the
+// others findable; and over random inserts and removals (many colliding in
+// the table's low bits) the index agrees with a Go map.
+func TestKeyIndex(t *testing.T) {
+	var x keyIndex
 	a, b, c := newKeyState([]byte("a"), 7), newKeyState([]byte("b"), 7), newKeyState([]byte(strings.Repeat("long", 10)), 7)
-	b.hnext, c.hnext = a, b
-	o.keys[7] = c
-	o.drop(b)
-	if o.keys[7] != c || c.hnext != a || a.hnext != nil {
-		t.Fatal("drop of the middle key")
+	for _, ks := range []*keyState{a, b, c} {
+		x.insert(ks)
 	}
-	o.drop(c)
-	if o.keys[7] != a {
-		t.Fatal("drop of the head")
+	x.remove(b)
+	if x.find(7, []byte("a")) != a || x.find(7, []byte("b")) != nil || x.find(7, []byte(strings.Repeat("long", 10))) != c {
+		t.Fatal("remove of the middle key")
 	}
-	o.drop(a)
-	if _, ok := o.keys[7]; ok || c.key != strings.Repeat("long", 10) || a.key != "a" {
-		t.Fatal("drop of the last key")
+	x.remove(a)
+	x.remove(c)
+	if x.n != 0 || x.find(7, []byte("a")) != nil {
+		t.Fatal("remove of the rest")
+	}
+	want := map[string]*keyState{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for step := range 200_000 {
+		k := fmt.Sprint("k", rng.IntN(5000))
+		h := uint64(rng.IntN(64)) << 40 // only 64 distinct hashes, all 0 in the low bits
+		h = uint64(len(k))*0x9e3779b97f4a7c15 ^ h
+		if ks, ok := want[k]; ok {
+			h = ks.hash
+		}
+		got := x.find(h, []byte(k))
+		if got != want[k] {
+			t.Fatalf("step %d: find %s: %p, want %p", step, k, got, want[k])
+		}
+		if got == nil {
+			ks := newKeyState([]byte(k), h)
+			x.insert(ks)
+			want[k] = ks
+		} else if rng.IntN(2) == 0 {
+			x.remove(got)
+			delete(want, k)
+		}
+		if step%50_000 == 0 {
+			x.retain(func(ks *keyState) bool {
+				keep := ks.key[len(ks.key)-1] != '7'
+				if !keep {
+					delete(want, ks.key)
+				}
+				return keep
+			})
+		}
+	}
+	if x.n != len(want) {
+		t.Fatalf("%d indexed, want %d", x.n, len(want))
+	}
+	for k, ks := range want {
+		if x.find(ks.hash, []byte(k)) != ks {
+			t.Fatalf("%s lost", k)
+		}
 	}
 }
 
