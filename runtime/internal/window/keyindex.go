@@ -95,28 +95,37 @@ func (x *keyIndex) remove(ks *keyState) {
 	}
 }
 
-// retain keeps the states for which keep returns true and drops the rest,
-// shrinking the table when it is mostly empty. It costs one pass.
+// retain keeps the states for which keep returns true and drops the rest
+// (one pass; no allocation when it drops none), shrinking the table when
+// it is mostly empty.
 func (x *keyIndex) retain(keep func(*keyState) bool) {
-	kept := x.slots[:0:0]
-	n := 0
+	var drop []*keyState
 	for _, s := range x.slots {
-		if s.ks != nil && keep(s.ks) {
-			kept = append(kept, s)
-			n++
+		if s.ks != nil && !keep(s.ks) {
+			drop = append(drop, s.ks)
 		}
 	}
+	if len(drop) == 0 {
+		return
+	}
+	n := x.n - len(drop)
+	if size := len(x.slots); len(drop) < n || 8*n > size {
+		for _, ks := range drop {
+			x.remove(ks)
+		}
+		return
+	}
+	// Most keys go: rebuild at a smaller size.
 	size := 16
 	for 2*n > size {
 		size *= 2
 	}
-	if size < len(x.slots)/4 || n < x.n {
-		x.slots = make([]keySlot, size)
-		x.mask = uint64(size - 1)
-		for _, s := range kept {
+	old := x.slots
+	x.slots, x.mask, x.n = make([]keySlot, size), uint64(size-1), n
+	for _, s := range old {
+		if s.ks != nil && keep(s.ks) {
 			x.put(s.ks)
 		}
-		x.n = n
 	}
 }
 

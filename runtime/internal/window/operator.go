@@ -484,12 +484,15 @@ func (o *Operator) dropTable(t *table) {
 }
 
 // sweep drops the keys that have had no open window for Retain (in event
-// time), at most once per Retain and only with 4096 keys or more, so memory
-// follows the keys in use, not history, while a key that comes back
+// time), at most once per Retain and only when at least 4096 keys, and a
+// quarter of them, are idle; so memory follows the keys in use, not history, while a key that comes back
 // regularly keeps its state (no map write, no new string). A key's last
 // window is past cleanup at end - 1 + L: that is when it became idle.
 func (o *Operator) sweep() {
-	if o.keys.n < 4096 || o.wm-o.swept < o.Retain {
+	// Keys with a window in a live table are at most o.open, so at least
+	// keys.n - o.open are idle: sweep (a pass over every key) only when
+	// that is a good share of them.
+	if idle := o.keys.n - o.open; idle < 4096 || idle < o.keys.n/4 || o.wm-o.swept < o.Retain {
 		return
 	}
 	o.keys.retain(func(ks *keyState) bool { return ks.last-1+o.Lateness+o.Retain > o.wm })
