@@ -533,8 +533,6 @@ func windowConf(n *yaml.Node, dir string) (*Window, error) {
 		return nil, fmt.Errorf("line %d: window.emit updates: set early_every (event time) or early_every_records", n.Line)
 	case w.Emit != "updates" && (w.EarlyEvery != 0 || w.EarlyEveryRecords != 0):
 		return nil, fmt.Errorf("line %d: window: early_every and early_every_records need emit: updates", n.Line)
-	case w.Emit == "updates" && w.Type == "session":
-		return nil, fmt.Errorf("line %d: window: emit updates is not implemented for session windows yet", n.Line)
 	}
 	if w.Type == "global" {
 		if w.Emit == "updates" || w.Lateness != 0 {

@@ -173,9 +173,6 @@ func (s *WindowStep) Validate() error {
 		}
 		s.assign = sw.Assign
 	}
-	if s.Gap > 0 && (s.EarlyEveryMs > 0 || s.EarlyEveryRecords > 0) {
-		return fmt.Errorf("early results (emit: updates) are not implemented for session windows yet")
-	}
 	seen := map[string]bool{s.KeyName: true, "window_start": true, "window_end": true, "update": true, "early": true}
 	idx := map[string]int{}
 	s.fields, s.need, s.sketch, s.numeric = nil, 0, nil, nil
@@ -250,7 +247,7 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 		w.op, w.hashed = op, &op.Hashed
 	} else if s.Gap > 0 {
 		op := &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments,
-			Sketch: s.sketch, Hashes: w.hashes}
+			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords}
 		w.op, w.hashed = op, &op.Hashed
 		if s.Aggregate != nil {
 			in, err := s.Aggregate.Instance(context.Background())

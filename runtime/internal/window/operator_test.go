@@ -78,7 +78,15 @@ func operatorData(t *testing.T, file string) {
 			sw := Sliding{Size: num(f[1]), Slide: num(f[2])}
 			op = &Operator{Assign: sw.Assign, Lateness: num(f[4]), Fields: 1}
 		case "session":
-			op = &SessionOperator{Gap: num(f[1]), Lateness: num(f[3]), Fields: 1, Need: NeedMoments}
+			o := &SessionOperator{Gap: num(f[1]), Lateness: num(f[3]), Fields: 1, Need: NeedMoments}
+			if len(f) == 7 && f[4] == "every" { // every N records | every N ms
+				if f[6] == "records" {
+					o.EveryRecords = num(f[5])
+				} else {
+					o.EveryMs = num(f[5])
+				}
+			}
+			op = o
 		case "open":
 			if got := op.Open(); got != int(num(f[1])) {
 				t.Errorf("line %d: %d open windows, want %s", i+1, got, f[1])

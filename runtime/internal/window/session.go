@@ -1,5 +1,11 @@
 package window
 
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
 // SessionOperator is a keyed event-time session window operator
 // (semantics.md, "Session(gap)"):
 //
@@ -30,6 +36,14 @@ type SessionOperator struct {
 	// merged into another: src's accumulator must be folded into dst's.
 	Touch      func(b *AccBox)
 	MergeBoxes func(dst, src *AccBox)
+	// EveryRecords and EveryMs ask for early results of open sessions
+	// (emission "updates"), as in Operator: after every EveryRecords more
+	// records of a session (counted since its last result, merges
+	// included), and each time the watermark passes a multiple of EveryMs
+	// for the sessions with records since their last result that do not
+	// close at that watermark, in order of end, key, then opening.
+	EveryRecords int64
+	EveryMs      int64
 
 	keys     map[string]*sessKey
 	fires    sessHeap
@@ -41,6 +55,7 @@ type SessionOperator struct {
 	res      Result
 	nextID   uint64
 	free     []*session
+	dirty    []sessTimer // sessions that gained records since their last result (with EveryMs)
 }
 
 type sessKey struct {
@@ -53,8 +68,10 @@ type session struct {
 	w       Window
 	n       int64
 	fired   bool
-	updated bool // merged from, or extended after, a firing: its next result is an update
-	timer   bool // a fire timer for it is in the heap
+	updated bool  // merged from, or extended after, a firing: its next result is an update
+	timer   bool  // a fire timer for it is in the heap
+	since   int64 // records since its last result (early results)
+	dirty   bool  // in SessionOperator.dirty
 	m       []Moments
 	fl      []FirstLast
 	sk      []*Sketches
@@ -156,6 +173,10 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 			o.MergeBoxes(s.box, x.box)
 		}
 		s.n += x.n
+		s.since += x.since
+		if x.dirty && !s.dirty {
+			o.markDirty(k, s)
+		}
 		s.updated = s.updated || s.fired || x.fired || x.updated
 		s.fired = false
 		for f := range s.m {
@@ -200,7 +221,9 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 	if o.Touch != nil {
 		o.Touch(s.box)
 	}
-	if o.wm != NoWatermark && w.End-1 <= o.wm {
+	s.since++
+	switch {
+	case o.wm != NoWatermark && w.End-1 <= o.wm:
 		// Its end is already behind the watermark: fire now. A session
 		// that had fired before (itself or one merged into it) is an update.
 		update := s.fired || s.updated
@@ -208,8 +231,56 @@ func (o *SessionOperator) Add(key []byte, ts int64, vals []float64, present uint
 			o.fired(k, s)
 		}
 		emit(o.result(k, s, update))
+	case o.EveryRecords > 0 && s.since >= o.EveryRecords:
+		r := o.result(k, s, s.updated)
+		r.Early = true
+		emit(r)
+	case o.EveryMs > 0 && !s.dirty:
+		o.markDirty(k, s)
 	}
 	return Added
+}
+
+func (o *SessionOperator) markDirty(k *sessKey, s *session) {
+	s.dirty = true
+	o.dirty = append(o.dirty, sessTimer{k: k, id: s.id})
+}
+
+// early emits the early results due as the watermark moves to wm (see
+// EveryMs): the sessions in o.dirty still held, open and not closing at wm.
+func (o *SessionOperator) early(wm int64, emit func(*Result)) {
+	var due []sessTimer
+	for _, t := range o.dirty {
+		i := t.k.find(t.id)
+		if i < 0 {
+			continue // merged away or dropped
+		}
+		s := t.k.sess[i]
+		if s.dirty && !s.fired && s.w.End-1 > wm {
+			t.at = s.w.End
+			due = append(due, t)
+		}
+		// Every session in the list leaves it: it gets its early result
+		// now, or closes at wm (or had closed), which is a result too.
+		s.dirty = false
+	}
+	clear(o.dirty)
+	o.dirty = o.dirty[:0]
+	slices.SortFunc(due, func(a, b sessTimer) int {
+		switch {
+		case a.at != b.at:
+			return cmp.Compare(a.at, b.at)
+		case a.k != b.k:
+			return strings.Compare(a.k.key, b.k.key)
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	for _, t := range due {
+		s := t.k.sess[t.k.find(t.id)]
+		r := o.result(t.k, s, s.updated)
+		r.Early = true
+		emit(r)
+	}
 }
 
 // fired marks s fired and schedules its cleanup.
@@ -218,9 +289,11 @@ func (o *SessionOperator) fired(k *sessKey, s *session) {
 	o.cleans.push(sessTimer{at: s.w.End - 1 + o.Lateness, k: k, id: s.id})
 }
 
+// result is s's result; every result resets the count toward an early one.
 func (o *SessionOperator) result(k *sessKey, s *session, update bool) *Result {
+	s.since = 0
 	r := &o.res
-	r.Key, r.Window, r.N, r.Update, r.M, r.FL, r.SK, r.Box = k.key, s.w, s.n, update, s.m, s.fl, s.sk, s.box
+	r.Key, r.Window, r.N, r.Update, r.Early, r.M, r.FL, r.SK, r.Box = k.key, s.w, s.n, update, false, s.m, s.fl, s.sk, s.box
 	return r
 }
 
@@ -249,6 +322,9 @@ func (o *SessionOperator) AdvanceN(wm int64, max int, emit func(*Result)) bool {
 	o.init()
 	if wm < o.wm || wm == o.wm && !o.resuming {
 		return true
+	}
+	if o.EveryMs > 0 && !o.resuming && o.wm != NoWatermark && FloorDiv(wm, o.EveryMs) > FloorDiv(o.wm, o.EveryMs) {
+		o.early(wm, emit)
 	}
 	o.wm, o.resuming = wm, false
 	n := 0
