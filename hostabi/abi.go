@@ -45,6 +45,11 @@ const (
 	// fail(ptr, len i32): sets the message that explains a non-zero return
 	// of the export being called.
 	FuncFail = "fail"
+	// agg_size(size i32) -> i32: during wsp_init only: the module's
+	// aggregate accumulators are fixed-size, size bytes each (1 to
+	// MaxAccSize), and the wsp_agg_* exports use the fixed formats
+	// (agg.go). Returns 0 or a negative Err code.
+	FuncAggSize = "agg_size"
 )
 
 // Exports a guest may provide.
@@ -164,4 +169,5 @@ const (
 	MaxFieldPath  = 1024
 	MaxFailLength = 4096
 	MaxLogLength  = 64 << 10
+	MaxAccSize    = 64 << 10 // agg_size
 )

@@ -62,3 +62,20 @@ func (r *AggEntryReader) Next() ([]byte, bool, error) {
 	r.off += 4 + n
 	return e, true, nil
 }
+
+// Fixed-size accumulators (ABI.md "Fixed-size accumulators"): a module that
+// calls agg_size(S) during wsp_init gets every accumulator as exactly S
+// bytes, S zero bytes for a new one, and the compact batch formats:
+//
+//	fixed batch = groups u32 | op u32 | accs (groups*S bytes) | rest
+//	rest        = add:    the records of all groups, in group order, as in an input
+//	                      batch; a record's index is its group's number (< groups)
+//	              merge:  counts (u32 * groups) | the other accumulators, S bytes each, in group order
+//	              finish: nothing
+//
+// Add and merge write back exactly groups*S bytes (the new accumulators, in
+// group order, over any number of chunks); finish writes `len u32 | JSON
+// object text` per group, as in the variable formats.
+
+// FixedAggAccsOffset is where the accumulators of a fixed batch start.
+const FixedAggAccsOffset = BatchHeaderSize

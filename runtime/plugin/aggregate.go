@@ -27,9 +27,20 @@ type AggGroup struct {
 // aggCall is the staged input and the collected output of one call.
 type aggCall struct {
 	op     hostabi.AggOp
-	groups []AggGroup
-	out    [][]byte
+	n      int        // groups
+	groups []AggGroup // variable form
+	out    [][]byte   // entries written (variable form, and fixed finish)
 	arena  []byte
+
+	// Fixed form (Module.AccSize() > 0): the groups' accumulators back to
+	// back, and what to fold into them.
+	fixed  bool
+	accs   []byte
+	recs   []record.Record // add: group i's are recs[ends[i-1]:ends[i]]
+	ends   []int
+	others []byte // merge: group i's are others[oEnds[i-1]*S:oEnds[i]*S]
+	oEnds  []int  // nil: one other per group
+	wrote  []byte // add, merge: the accumulators written back
 }
 
 // CallAggregate runs op over groups in one guest call and returns one entry
@@ -37,60 +48,288 @@ type aggCall struct {
 // (finish: the text of a JSON object). The entries are copied out of guest
 // memory into one buffer the next call does not reuse. Errors are *Error,
 // as for Call.
+//
+// On a module with fixed-size accumulators (AccSize() > 0) CallAggregate
+// still works: an empty Acc (or other accumulator) stands for S zero bytes,
+// any other must have S bytes, and the call runs in the fixed formats;
+// add and merge then return S bytes for every group, also for a new one
+// with nothing added. AddFixed, MergeFixed and FinishFixed are cheaper.
 func (in *Instance) CallAggregate(ctx context.Context, op hostabi.AggOp, groups []AggGroup) ([][]byte, error) {
 	m := in.m
 	if m.opts.Function != Aggregate {
 		return nil, errors.New("plugin: CallAggregate on a module loaded for " + string(m.opts.Function))
 	}
+	if m.accSize > 0 {
+		return in.callAggregateAsFixed(ctx, op, groups)
+	}
+	call := &aggCall{op: op, n: len(groups), groups: groups, out: make([][]byte, 0, len(groups))}
+	if err := in.runAgg(ctx, call); err != nil {
+		return nil, err
+	}
+	return call.out, nil
+}
+
+// runAgg stages call, runs its export and checks what it wrote.
+func (in *Instance) runAgg(ctx context.Context, call *aggCall) error {
+	m := in.m
 	if in.mod == nil {
 		if err := in.instantiate(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	export := op.Export()
+	export := call.op.Export()
 	fn := in.mod.ExportedFunction(export)
-	call := &aggCall{op: op, groups: groups, out: make([][]byte, 0, len(groups))}
 	// Fields of the records to add, flattened over the groups.
 	in.knownSize = 0
-	if ex := m.extractor; ex != nil && op == hostabi.AggAdd {
+	if ex := m.extractor; ex != nil && call.op == hostabi.AggAdd {
 		in.fields, in.fEnd, in.notJSON = in.fields[:0], in.fEnd[:0], in.notJSON[:0]
-		for gi := range groups {
-			for ri := range groups[gi].Records {
+		each := func(recs []record.Record) {
+			for ri := range recs {
 				var ok bool
-				in.fields, ok = ex.Append(in.fields, groups[gi].Records[ri].Value, &in.scratch)
+				in.fields, ok = ex.Append(in.fields, recs[ri].Value, &in.scratch)
 				in.fEnd = append(in.fEnd, len(in.fields))
 				in.notJSON = append(in.notJSON, !ok)
+			}
+		}
+		if call.fixed {
+			each(call.recs)
+		} else {
+			for gi := range call.groups {
+				each(call.groups[gi].Records)
 			}
 		}
 	}
 	in.agg = call
 	in.failMsg = ""
 	in.phase = phaseCall
-	n := uint64(len(groups))
+	n := uint64(call.n)
 	err := in.guard(export, fn, &n)
 	in.phase = phaseIdle
 	in.agg = nil
 	if err != nil {
 		in.discard(ctx)
-		return nil, err
+		return err
 	}
 	if rc := int32(in.stack[0]); rc != 0 {
 		msg := in.failMsg
 		if msg == "" {
 			msg = fmt.Sprintf("returned %d", rc)
 		}
-		return nil, &Error{Module: m.name, Export: export, Kind: Returned, Err: errors.New(msg)}
+		return &Error{Module: m.name, Export: export, Kind: Returned, Err: errors.New(msg)}
 	}
-	if len(call.out) != len(groups) {
-		return nil, &Error{Module: m.name, Export: export, Kind: Malformed,
-			Err: fmt.Errorf("answered %d of %d groups: the module must write one entry per group", len(call.out), len(groups))}
+	if call.fixed && call.op != hostabi.AggFinish {
+		if want := call.n * m.accSize; len(call.wrote) != want {
+			return &Error{Module: m.name, Export: export, Kind: Malformed,
+				Err: fmt.Errorf("wrote %d bytes of accumulators; want %d (%d groups of %d bytes, agg_size)",
+					len(call.wrote), want, call.n, m.accSize)}
+		}
+		return nil
 	}
-	return call.out, nil
+	if len(call.out) != call.n {
+		return &Error{Module: m.name, Export: export, Kind: Malformed,
+			Err: fmt.Errorf("answered %d of %d groups: the module must write one entry per group", len(call.out), call.n)}
+	}
+	return nil
+}
+
+// AccSize is the size in bytes of the module's accumulators when it
+// declared them fixed-size (agg_size), 0 when they are variable.
+func (m *Module) AccSize() int { return m.accSize }
+
+// checkFixed checks that accs holds whole accumulators of a fixed-size
+// aggregate and returns how many.
+func (in *Instance) checkFixed(what string, accs []byte) (int, error) {
+	m := in.m
+	if m.opts.Function != Aggregate {
+		return 0, errors.New("plugin: " + what + " on a module loaded for " + string(m.opts.Function))
+	}
+	s := m.accSize
+	if s == 0 {
+		return 0, fmt.Errorf("plugin %s: %s on a module with variable-size accumulators (AccSize 0): use CallAggregate", m.name, what)
+	}
+	if len(accs)%s != 0 {
+		return 0, fmt.Errorf("plugin %s: %s: %d bytes of accumulators is not a multiple of the module's %d", m.name, what, len(accs), s)
+	}
+	return len(accs) / s, nil
+}
+
+// checkEnds checks that ends splits total items into n groups.
+func checkEnds(what string, ends []int, n, total int) error {
+	if len(ends) != n {
+		return fmt.Errorf("plugin: %s: %d ends for %d groups", what, len(ends), n)
+	}
+	prev := 0
+	for i, e := range ends {
+		if e < prev {
+			return fmt.Errorf("plugin: %s: ends[%d] = %d is below ends[%d] = %d", what, i, e, i-1, prev)
+		}
+		prev = e
+	}
+	if prev != total {
+		return fmt.Errorf("plugin: %s: the last end is %d, want %d", what, prev, total)
+	}
+	return nil
+}
+
+// AddFixed folds records into the accumulators of a fixed-size aggregate
+// (AccSize() = S > 0) in one wsp_agg_add call. accs holds the groups'
+// accumulators back to back (len(accs) = groups*S; S zero bytes for a new
+// one); group i's records are recs[ends[i-1]:ends[i]] (ends[-1] = 0,
+// ends[groups-1] = len(recs)). accs is updated in place, and only when the
+// call succeeds. Errors are *Error, as for CallAggregate (a plain error for
+// arguments that do not fit the module).
+func (in *Instance) AddFixed(ctx context.Context, accs []byte, recs []record.Record, ends []int) error {
+	n, err := in.checkFixed("AddFixed", accs)
+	if err != nil {
+		return err
+	}
+	if err := checkEnds("AddFixed", ends, n, len(recs)); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	c := in.fixedCall(hostabi.AggAdd, accs)
+	c.recs, c.ends = recs, ends
+	err = in.runAgg(ctx, c)
+	if err == nil {
+		copy(accs, c.wrote)
+	}
+	c.recs, c.ends, c.accs = nil, nil, nil
+	return err
+}
+
+// MergeFixed folds other accumulators into those of a fixed-size aggregate
+// in one wsp_agg_merge call. With ends nil, others holds one accumulator
+// per group (len(others) = len(accs)); otherwise group i's are
+// others[ends[i-1]*S:ends[i]*S]. accs is updated in place when the call
+// succeeds.
+func (in *Instance) MergeFixed(ctx context.Context, accs, others []byte, ends []int) error {
+	n, err := in.checkFixed("MergeFixed", accs)
+	if err != nil {
+		return err
+	}
+	s := in.m.accSize
+	if ends == nil {
+		if len(others) != len(accs) {
+			return fmt.Errorf("plugin %s: MergeFixed: %d bytes of other accumulators for %d groups of %d bytes", in.m.name, len(others), n, s)
+		}
+	} else if len(others)%s != 0 {
+		return fmt.Errorf("plugin %s: MergeFixed: %d bytes of other accumulators is not a multiple of %d", in.m.name, len(others), s)
+	} else if err := checkEnds("MergeFixed", ends, n, len(others)/s); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	c := in.fixedCall(hostabi.AggMerge, accs)
+	c.others, c.oEnds = others, ends
+	err = in.runAgg(ctx, c)
+	if err == nil {
+		copy(accs, c.wrote)
+	}
+	c.others, c.oEnds, c.accs = nil, nil, nil
+	return err
+}
+
+// FinishFixed turns the accumulators of a fixed-size aggregate into
+// results in one wsp_agg_finish call: one entry per group, the text of a
+// JSON object, copied into one buffer the next call does not reuse.
+func (in *Instance) FinishFixed(ctx context.Context, accs []byte) ([][]byte, error) {
+	n, err := in.checkFixed("FinishFixed", accs)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	c := in.fixedCall(hostabi.AggFinish, accs)
+	c.out = make([][]byte, 0, n)
+	c.arena = make([]byte, 0, n*32)
+	err = in.runAgg(ctx, c)
+	out := c.out
+	c.out, c.arena, c.accs = nil, nil, nil
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// fixedCall readies the instance's reused fixed-form call.
+func (in *Instance) fixedCall(op hostabi.AggOp, accs []byte) *aggCall {
+	c := &in.aggFixed
+	c.op, c.fixed, c.accs, c.n = op, true, accs, len(accs)/in.m.accSize
+	c.wrote = c.wrote[:0]
+	return c
+}
+
+// callAggregateAsFixed is CallAggregate on a fixed-size module: the groups
+// are translated to the fixed form.
+func (in *Instance) callAggregateAsFixed(ctx context.Context, op hostabi.AggOp, groups []AggGroup) ([][]byte, error) {
+	m := in.m
+	s := m.accSize
+	accs := make([]byte, len(groups)*s)
+	put := func(dst, acc []byte, what string, g int) error {
+		if len(acc) != 0 && len(acc) != s {
+			return &Error{Module: m.name, Export: op.Export(), Kind: Fault,
+				Err: fmt.Errorf("group %d: %s of %d bytes; the module's accumulators have %d (agg_size)", g, what, len(acc), s)}
+		}
+		copy(dst, acc)
+		return nil
+	}
+	for g := range groups {
+		if err := put(accs[g*s:], groups[g].Acc, "accumulator", g); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	switch op {
+	case hostabi.AggAdd:
+		recs, ends := in.flatRecs[:0], make([]int, len(groups))
+		for g := range groups {
+			recs = append(recs, groups[g].Records...)
+			ends[g] = len(recs)
+		}
+		err = in.AddFixed(ctx, accs, recs, ends)
+		clear(recs)
+		in.flatRecs = recs[:0]
+	case hostabi.AggMerge:
+		var others []byte
+		ends := make([]int, len(groups))
+		k := 0
+		for g := range groups {
+			for _, o := range groups[g].Others {
+				others = append(others, make([]byte, s)...)
+				if err := put(others[k*s:], o, "other accumulator", g); err != nil {
+					return nil, err
+				}
+				k++
+			}
+			ends[g] = k
+		}
+		err = in.MergeFixed(ctx, accs, others, ends)
+	default:
+		return in.FinishFixed(ctx, accs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(groups))
+	for g := range out {
+		out[g] = accs[g*s : (g+1)*s : (g+1)*s]
+	}
+	return out, nil
 }
 
 // encodeAgg writes the staged aggregate batch into dst (see encode).
 func (in *Instance) encodeAgg(dst []byte) uint64 {
 	c := in.agg
+	if in.knownSize != 0 && uint64(len(dst)) < in.knownSize {
+		return in.knownSize // asked again with a buffer still too small (or a tick)
+	}
+	if c.fixed {
+		return in.encodeFixed(dst)
+	}
 	size := uint64(hostabi.BatchHeaderSize)
 	k := 0
 	add, merge := c.op == hostabi.AggAdd, c.op == hostabi.AggMerge
@@ -124,6 +363,7 @@ func (in *Instance) encodeAgg(dst []byte) uint64 {
 		}
 	}
 	if size > uint64(len(dst)) {
+		in.knownSize = size
 		return size
 	}
 	hostabi.PutAggHeader(dst, uint32(len(c.groups)), c.op)
@@ -184,9 +424,101 @@ func (in *Instance) encodeAgg(dst []byte) uint64 {
 	return uint64(p)
 }
 
+// encodeFixed writes the staged fixed-form batch into dst (see encode).
+func (in *Instance) encodeFixed(dst []byte) uint64 {
+	c := in.agg
+	size := uint64(hostabi.BatchHeaderSize + len(c.accs))
+	switch c.op {
+	case hostabi.AggAdd:
+		for ri := range c.recs {
+			r := &c.recs[ri]
+			size += uint64(hostabi.RecordHeaderSize + len(r.Key) + len(r.Value))
+			for _, kv := range r.Meta {
+				size += uint64(hostabi.MetaEntrySize(kv.Key, kv.Value))
+			}
+		}
+		if in.m.extractor != nil {
+			size += uint64(len(in.fields))
+		}
+	case hostabi.AggMerge:
+		size += 4*uint64(c.n) + uint64(len(c.others))
+	}
+	if size > uint64(len(dst)) {
+		in.knownSize = size
+		return size
+	}
+	hostabi.PutAggHeader(dst, uint32(c.n), c.op)
+	p := hostabi.FixedAggAccsOffset
+	p += copy(dst[p:], c.accs)
+	switch c.op {
+	case hostabi.AggAdd:
+		fields := in.m.extractor != nil
+		start := 0
+		for g, e := range c.ends {
+			for k := start; k < e; k++ {
+				r := &c.recs[k]
+				var flags uint8
+				var t int64
+				if r.Flags&record.HasTime != 0 {
+					flags |= hostabi.FlagHasTime
+					t = r.Time
+				}
+				if r.Flags&record.HasKey != 0 {
+					flags |= hostabi.FlagHasKey
+				}
+				metaLen := 0
+				for _, kv := range r.Meta {
+					metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
+				}
+				var fsec []byte
+				if fields {
+					fs := 0
+					if k > 0 {
+						fs = in.fEnd[k-1]
+					}
+					fsec = in.fields[fs:in.fEnd[k]]
+					if in.notJSON[k] {
+						flags |= hostabi.FlagNotJSON
+					}
+				}
+				p = putRecord(dst, p, g, r, flags, t, metaLen, fsec)
+			}
+			start = e
+		}
+	case hostabi.AggMerge:
+		for g := 0; g < c.n; g++ {
+			k := uint32(1)
+			if c.oEnds != nil {
+				k = uint32(c.oEnds[g])
+				if g > 0 {
+					k -= uint32(c.oEnds[g-1])
+				}
+			}
+			binary.LittleEndian.PutUint32(dst[p+4*g:], k)
+		}
+		p += 4 * c.n
+		p += copy(dst[p:], c.others)
+	}
+	return uint64(p)
+}
+
+// malformedError is a fault that breaks a rule of the output format (Kind
+// Malformed).
+type malformedError struct{ error }
+
+func (e malformedError) Unwrap() error { return e.error }
+
 // writeAgg takes one output chunk of an aggregate call.
 func (in *Instance) writeAgg(chunk []byte) {
 	c := in.agg
+	if c.fixed && c.op != hostabi.AggFinish {
+		if want := c.n * in.m.accSize; len(c.wrote)+len(chunk) > want {
+			in.abort("%s: %w", hostabi.FuncBatchWrite, malformedError{fmt.Errorf(
+				"more than the %d bytes of accumulators of the call (%d groups of %d bytes, agg_size)", want, c.n, in.m.accSize)})
+		}
+		c.wrote = append(c.wrote, chunk...)
+		return
+	}
 	rd := hostabi.NewAggEntryReader(chunk)
 	for {
 		e, ok, err := rd.Next()
@@ -196,8 +528,8 @@ func (in *Instance) writeAgg(chunk []byte) {
 		if !ok {
 			return
 		}
-		if len(c.out) == len(c.groups) {
-			in.abort("%s: more entries than the %d groups of the call", hostabi.FuncBatchWrite, len(c.groups))
+		if len(c.out) == c.n {
+			in.abort("%s: more entries than the %d groups of the call", hostabi.FuncBatchWrite, c.n)
 		}
 		start := len(c.arena)
 		c.arena = append(c.arena, e...)

@@ -31,6 +31,7 @@ var (
 		hostabi.FuncPort:          {[]api.ValueType{i32, i32}, []api.ValueType{i32}, hostPort},
 		hostabi.FuncLog:           {[]api.ValueType{i32, i32, i32}, nil, hostLog},
 		hostabi.FuncFail:          {[]api.ValueType{i32, i32}, nil, hostFail},
+		hostabi.FuncAggSize:       {[]api.ValueType{i32}, []api.ValueType{i32}, hostAggSize},
 	}
 )
 
@@ -177,6 +178,23 @@ func hostPort(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	in.declPorts = append(in.declPorts, name)
 	stack[0] = uint64(uint32(len(in.declPorts)))
+}
+
+// hostAggSize is agg_size: during wsp_init, the module's accumulators are
+// fixed-size. Declaring the same size again is allowed, another is not.
+func hostAggSize(ctx context.Context, mod api.Module, stack []uint64) {
+	in := instanceOf(ctx)
+	if in.phase != phaseInit {
+		stack[0] = errCode(hostabi.ErrNotNow)
+		return
+	}
+	size := int64(int32(stack[0]))
+	if size < 1 || size > hostabi.MaxAccSize || in.declAccSize != 0 && int64(in.declAccSize) != size {
+		stack[0] = errCode(hostabi.ErrBadRequest)
+		return
+	}
+	in.declAccSize = int(size)
+	stack[0] = 0
 }
 
 func hostLog(ctx context.Context, mod api.Module, stack []uint64) {

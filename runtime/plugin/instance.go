@@ -135,11 +135,14 @@ type Instance struct {
 	fault     error // set by a host function before it aborts the call
 
 	// The staged aggregate call (aggregate.go), nil otherwise.
-	agg *aggCall
+	agg      *aggCall
+	aggFixed aggCall         // reused by the fixed-size calls
+	flatRecs []record.Record // CallAggregate's records on a fixed-size module
 
 	// Declarations made during wsp_init.
-	declFields []string
-	declPorts  []string
+	declFields  []string
+	declPorts   []string
+	declAccSize int // agg_size; 0 when not called
 }
 
 // Instance returns an instance for one worker: the one made eagerly at load
@@ -224,7 +227,7 @@ func (in *Instance) instantiate(ctx context.Context) error {
 	if err := m.checkABI(in.stack[0]); err != nil {
 		return fail(hostabi.ExportABI, err)
 	}
-	in.declFields, in.declPorts = nil, nil
+	in.declFields, in.declPorts, in.declAccSize = nil, nil, 0
 	if f := mod.ExportedFunction(hostabi.ExportInit); f != nil {
 		in.phase = phaseInit
 		in.failMsg = ""
@@ -241,7 +244,7 @@ func (in *Instance) instantiate(ctx context.Context) error {
 			return fail(hostabi.ExportInit, errors.New(msg))
 		}
 	}
-	if err := m.declare(in.declFields, in.declPorts); err != nil {
+	if err := m.declare(in.declFields, in.declPorts, in.declAccSize); err != nil {
 		return fail(hostabi.ExportInit, err)
 	}
 	in.fn = mod.ExportedFunction(m.opts.Function.Export())
@@ -302,7 +305,8 @@ func (in *Instance) guard(export string, f api.Function, arg *uint64) error {
 		e.Err = in.fault
 		e.Kind = Fault
 		var pe *hostabi.ParseError
-		if errors.As(in.fault, &pe) {
+		var me malformedError
+		if errors.As(in.fault, &pe) || errors.As(in.fault, &me) {
 			e.Kind = Malformed
 		}
 	case errors.As(err, &exit):

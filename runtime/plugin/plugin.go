@@ -178,6 +178,7 @@ type Module struct {
 	declared   bool
 	fieldPaths []string
 	ports      []string // ports[i] is port i+1
+	accSize    int      // agg_size: fixed accumulator size; 0 for variable
 	extractor  *jsonfields.Extractor
 
 	eager *Instance // made at load to fail fast; handed to the first worker (under mu)
@@ -414,14 +415,14 @@ func (m *Module) checkABI(v uint64) error {
 	return nil
 }
 
-// declare records the fields and ports an instance declared in wsp_init,
-// checking that every instance declares the same.
-func (m *Module) declare(fields, ports []string) error {
+// declare records the fields, ports and accumulator size an instance
+// declared in wsp_init, checking that every instance declares the same.
+func (m *Module) declare(fields, ports []string, accSize int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.declared {
-		if !equalStrings(fields, m.fieldPaths) || !equalStrings(ports, m.ports) {
-			return errors.New("wsp_init declared different fields or ports than the first instance")
+		if !equalStrings(fields, m.fieldPaths) || !equalStrings(ports, m.ports) || accSize != m.accSize {
+			return errors.New("wsp_init declared different fields, ports or accumulator size than the first instance")
 		}
 		return nil
 	}
@@ -432,7 +433,7 @@ func (m *Module) declare(fields, ports []string) error {
 		}
 		m.extractor = ex
 	}
-	m.fieldPaths, m.ports, m.declared = fields, ports, true
+	m.fieldPaths, m.ports, m.accSize, m.declared = fields, ports, accSize, true
 	return nil
 }
 

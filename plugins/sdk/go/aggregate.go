@@ -1,28 +1,52 @@
 package wsp
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // AggregateFuncs are a module's aggregate (the `aggregate` feature of the
 // ABI): a window step with `aggregate: {module: ...}` keeps one accumulator
 // per key and window as bytes in the host, and calls these a batch of
 // windows at a time. The accumulator's layout is the module's own.
+//
+// With Size > 0 the accumulators are fixed-size (the ABI's agg_size): every
+// acc is exactly Size bytes, all zero for a new window, so the layout must
+// read all-zero as empty (keep a count, or a "set" flag). Add and Merge
+// then change acc in place and return it (returning another slice, or one
+// of another length, fails the call). The SDK hands them slices of the
+// batch buffer and writes the batch's accumulators back in one piece, which
+// makes the per-window cost several times smaller than with variable-size
+// accumulators: use it whenever the state has a bounded size (counts, sums,
+// minima, fixed sketches).
 type AggregateFuncs struct {
-	// Add folds r into acc and returns the accumulator. acc is empty for
-	// a new window: Add creates it. Add may change acc in place or append
-	// to it; the host keeps what it returns.
+	// Size is the fixed size of the accumulators in bytes (1 to 65536),
+	// or 0 for variable-size accumulators.
+	Size int
+	// Add folds r into acc and returns the accumulator. Variable size: acc
+	// is empty for a new window (Add creates it); Add may change acc in
+	// place or append to it, and the host keeps what it returns. Fixed
+	// size: see Size.
 	Add func(acc []byte, r *Record) []byte
-	// Merge folds other into acc and returns the result. Session windows
-	// merge when a record bridges them, so every aggregate must merge.
+	// Merge folds other into acc and returns the result, as Add. Session
+	// windows merge when a record bridges them, so every aggregate must
+	// merge.
 	Merge func(acc, other []byte) []byte
 	// Finish appends the window's result to dst as the text of a JSON
 	// object, whose fields join the window's result record.
 	Finish func(dst, acc []byte) []byte
 }
 
+// maxAccSize is the host's limit on a fixed accumulator size.
+const maxAccSize = 64 << 10
+
 // Aggregate registers the module's aggregate. Call it from init(); Add,
 // Merge and Finish are all required.
 func Aggregate(f AggregateFuncs) {
 	checkLoad("Aggregate", f.Add == nil || f.Merge == nil || f.Finish == nil)
+	if f.Size < 0 || f.Size > maxAccSize {
+		panic("wsp: Aggregate Size " + itoa(int64(f.Size)) + " out of range [0, " + itoa(maxAccSize) + "]")
+	}
 	if reg.aggregate != nil {
 		panic("wsp: an Aggregate is already registered")
 	}
@@ -61,11 +85,147 @@ func runAgg(op int, n int32) (rc int32) {
 		panic(hostError("wsp: the aggregate batch header does not match the call"))
 	}
 	out.reset()
+	if f.Size > 0 {
+		aggFixed(op, data, int(n), f)
+		return 0
+	}
 	if aggGroups(op, data, int(n), f) != len(data) {
 		panic(errMalformedBatch)
 	}
 	out.flush()
 	return 0
+}
+
+// aggFixed runs a batch in the fixed formats (Size > 0):
+//
+//	groups u32 | op u32 | accs (groups*Size bytes) | add: records (index = group)
+//	                                               | merge: counts (u32*groups) | other accs
+//
+// (finish: nothing after the accs). Add and merge change the accumulators
+// in place in the batch buffer, which is then written back as it is.
+func aggFixed(op int, data []byte, n int, f *AggregateFuncs) {
+	s := f.Size
+	accEnd := batchHeaderSize + n*s
+	if op == aggFinish {
+		if len(data) != accEnd {
+			panic(errMalformedBatch)
+		}
+		finishFixed(data, n, s, f.Finish)
+		out.flush()
+		return
+	}
+	if len(data) < accEnd {
+		panic(errMalformedBatch)
+	}
+	var p int
+	if op == aggAdd {
+		full := data[:cap(data)]
+		r := &one
+		if unsafe.SliceData(r.buf) != unsafe.SliceData(full) {
+			r.buf = full
+		}
+		p = addFixed(r, data, n, s, len(r.foff), f.Add)
+	} else {
+		p = mergeFixed(data, n, s, f.Merge)
+	}
+	switch {
+	case p == -2:
+		what := "Add"
+		if op == aggMerge {
+			what = "Merge"
+		}
+		panic(hostError("wsp: with a fixed Size (" + itoa(int64(s)) + ") " + what + " must change acc in place and return it"))
+	case p != len(data):
+		panic(errMalformedBatch)
+	}
+	if rc := hostBatchWrite(data[batchHeaderSize:accEnd]); rc != 0 {
+		panic(newHostError("batch_write", rc))
+	}
+}
+
+// addFixed folds the records of a fixed add batch into the accumulators in
+// data and returns the offset after the last record, -1 for a malformed
+// batch or -2 when add did not return its acc. A record's index is its
+// group, so this is one flat loop, as scanProcess in run.go, with one slice
+// compare more.
+func addFixed(r *Record, data []byte, n, s, nf int, add func([]byte, *Record) []byte) int {
+	p := batchHeaderSize + n*s
+	for p < len(data) {
+		if len(data)-p < recordHeaderSize {
+			return -1
+		}
+		w2, w3 := load64(data, p+16), load64(data, p+24)
+		end := p + recordHeaderSize + int(uint32(w2)) + int(w2>>32) + int(uint32(w3)) + int(w3>>32)
+		g := int(load32(data, p))
+		if end > len(data) || g >= n {
+			return -1
+		}
+		a := batchHeaderSize + g*s
+		acc := data[a : a+s : a+s]
+		r.hdr, r.index = p, g
+		if nf == 1 {
+			// walkFields for one field, inline: a call less per record.
+			fs := end - int(w3>>32)
+			tag := *(*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(data)), fs))
+			sz := int(entrySizes[tag]) + int(load32(data, fs+1)&entryLenMask[tag])
+			if uint(sz-1) >= uint(end-fs) {
+				fs = 0
+			}
+			r.foff[0] = uint32(fs)
+		} else if nf > 0 {
+			walkFields(r.foff, data, p)
+		}
+		p = end
+		if ret := add(acc, r); unsafe.SliceData(ret) != unsafe.SliceData(acc) || len(ret) != s {
+			return -2
+		}
+	}
+	return p
+}
+
+// mergeFixed folds the other accumulators of a fixed merge batch into the
+// accumulators in data; results as addFixed.
+func mergeFixed(data []byte, n, s int, merge func(acc, other []byte) []byte) int {
+	a := batchHeaderSize
+	c := a + n*s
+	if len(data)-c < 4*n {
+		return -1
+	}
+	p := c + 4*n
+	for g := 0; g < n; g++ {
+		items := int(load32(data, c+4*g))
+		acc := data[a : a+s : a+s]
+		a += s
+		for i := 0; i < items; i++ {
+			if len(data)-p < s {
+				return -1
+			}
+			if ret := merge(acc, data[p:p+s:p+s]); unsafe.SliceData(ret) != unsafe.SliceData(acc) || len(ret) != s {
+				return -2
+			}
+			p += s
+		}
+	}
+	return p
+}
+
+// finishFixed appends `len u32 | result` for each accumulator of a fixed
+// finish batch to the output, flushing it when it passes flushAt.
+func finishFixed(data []byte, n, s int, finish func(dst, acc []byte) []byte) {
+	buf := out.buf
+	a := batchHeaderSize
+	for g := 0; g < n; g++ {
+		l := len(buf)
+		buf = finish(append(buf, 0, 0, 0, 0), data[a:a+s:a+s])
+		store32(buf, l, uint32(len(buf)-l-4))
+		a += s
+		if len(buf) >= flushAt {
+			out.buf = buf
+			out.flush()
+			buf = out.buf
+		}
+	}
+	out.buf = buf
 }
 
 // aggGroups runs the groups of an aggregate batch and returns the offset

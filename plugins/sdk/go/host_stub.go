@@ -13,6 +13,7 @@ func hostBatchWrite(p []byte) int32    { return stubhost.BatchWrite(p) }
 func hostConfigRead(p []byte) int32    { return stubhost.ConfigRead(p) }
 func hostDeclareFields(p []byte) int32 { return stubhost.DeclareFields(p) }
 func hostPort(name string) int32       { return stubhost.Port(name) }
+func hostAggSize(size int) int32       { return stubhost.AggSize(size) }
 func hostLog(level int32, msg string)  { stubhost.Log(level, msg) }
 func hostFail(msg string)              { stubhost.Fail(msg) }
 

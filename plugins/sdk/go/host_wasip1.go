@@ -23,6 +23,9 @@ func wspDeclareFields(ptr unsafe.Pointer, len uint32) int32
 //go:wasmimport wsp port
 func wspPort(ptr unsafe.Pointer, len uint32) int32
 
+//go:wasmimport wsp agg_size
+func wspAggSize(size uint32) int32
+
 //go:wasmimport wsp log
 func wspLog(level int32, ptr unsafe.Pointer, len uint32)
 
@@ -48,6 +51,8 @@ func hostDeclareFields(p []byte) int32 {
 func hostPort(name string) int32 {
 	return wspPort(unsafe.Pointer(unsafe.StringData(name)), uint32(len(name)))
 }
+
+func hostAggSize(size int) int32 { return wspAggSize(uint32(size)) }
 
 func hostLog(level int32, msg string) {
 	wspLog(level, unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))

@@ -91,6 +91,12 @@ func runInit() (rc int32) {
 		}
 		reg.portNums = append(reg.portNums, num)
 	}
+	if a := reg.aggregate; a != nil && a.Size > 0 {
+		if rc := hostAggSize(a.Size); rc != 0 {
+			hostFail("wsp: agg_size " + itoa(int64(a.Size)) + ": " + errName(rc))
+			return 1
+		}
+	}
 	if reg.onInit != nil {
 		if err := reg.onInit(readConfig()); err != nil {
 			hostFail(err.Error())

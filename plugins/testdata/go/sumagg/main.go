@@ -1,9 +1,11 @@
-// Command sumagg is a test guest for the aggregate contract: per window it
-// keeps the count and the sum of the field "v" (a 16-byte accumulator) and
-// finishes them as {"wasm_count":N,"wasm_sum":S}. The host tests and the
-// window benchmark compare it with the built-in count() and sum(v).
+// Command sumagg is a test guest for the aggregate contract with fixed-size
+// accumulators (Size 16, agg_size): per window it keeps the count and the
+// sum of the field "v" and finishes them as {"wasm_count":N,"wasm_sum":S}.
+// The host tests and the window benchmark compare it with the built-in
+// count() and sum(v). sumaggvar is the same with variable-size
+// accumulators.
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugins/testdata/wasm/go_sumagg.wasm ./plugins/testdata/go/sumagg
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o plugins/testdata/wasm/go_sumagg.wasm ./plugins/testdata/go/sumagg
 package main
 
 import (
@@ -12,48 +14,32 @@ import (
 	wsp "github.com/wsp-project/wsp/plugins/sdk/go"
 )
 
+// The accumulator: count u64 | sum f64, little-endian. All zero (a new
+// window) is count 0, sum 0.
 func init() {
 	wsp.Fields("v")
 	wsp.Aggregate(wsp.AggregateFuncs{
+		Size: 16,
 		Add: func(acc []byte, r *wsp.Record) []byte {
-			n, s := load(acc)
+			wsp.PutUint64At(acc, 0, wsp.Uint64At(acc, 0)+1)
 			if x, ok := r.Field(0).Float(); ok {
-				s += x
+				wsp.PutFloat64At(acc, 8, wsp.Float64At(acc, 8)+x)
 			}
-			return store(acc, n+1, s)
+			return acc
 		},
 		Merge: func(acc, other []byte) []byte {
-			n, s := load(acc)
-			m, t := load(other)
-			return store(acc, n+m, s+t)
+			wsp.PutUint64At(acc, 0, wsp.Uint64At(acc, 0)+wsp.Uint64At(other, 0))
+			wsp.PutFloat64At(acc, 8, wsp.Float64At(acc, 8)+wsp.Float64At(other, 8))
+			return acc
 		},
 		Finish: func(dst, acc []byte) []byte {
-			n, s := load(acc)
 			dst = append(dst, `{"wasm_count":`...)
-			dst = strconv.AppendUint(dst, n, 10)
+			dst = strconv.AppendUint(dst, wsp.Uint64At(acc, 0), 10)
 			dst = append(dst, `,"wasm_sum":`...)
-			dst = strconv.AppendFloat(dst, s, 'g', -1, 64)
+			dst = strconv.AppendFloat(dst, wsp.Float64At(acc, 8), 'g', -1, 64)
 			return append(dst, '}')
 		},
 	})
-}
-
-// The accumulator: count u64 | sum f64, little-endian; empty when new.
-func load(acc []byte) (uint64, float64) {
-	if len(acc) < 16 {
-		return 0, 0
-	}
-	return wsp.Uint64At(acc, 0), wsp.Float64At(acc, 8)
-}
-
-func store(acc []byte, n uint64, s float64) []byte {
-	if cap(acc) < 16 {
-		acc = make([]byte, 16)
-	}
-	acc = acc[:16]
-	wsp.PutUint64At(acc, 0, n)
-	wsp.PutFloat64At(acc, 8, s)
-	return acc
 }
 
 func main() {}

@@ -37,6 +37,7 @@ const (
 	MaxFieldPath  = 1024
 	MaxFailLength = 4096
 	MaxLogLength  = 64 << 10
+	MaxAccSize    = 64 << 10
 )
 
 // LogLine is one line the guest logged.
@@ -54,6 +55,7 @@ type Host struct {
 	// batch_write's. The chunk is only valid during the call.
 	Write   func(chunk []byte) int32
 	Fields  []string // declared field paths
+	AccSize int      // agg_size; 0 when not called
 	Ports   []string // Ports[k-1] is port k
 	FailMsg string
 	Logs    []LogLine
@@ -159,6 +161,19 @@ func Port(name string) int32 {
 	}
 	h.Ports = append(h.Ports, name)
 	return int32(len(h.Ports))
+}
+
+// AggSize is agg_size.
+func AggSize(size int) int32 {
+	h := cur()
+	if h.Phase != Init {
+		return ErrNotNow
+	}
+	if size < 1 || size > MaxAccSize || h.AccSize != 0 && h.AccSize != size {
+		return ErrBadRequest
+	}
+	h.AccSize = size
+	return 0
 }
 
 // Log is log.
