@@ -467,20 +467,30 @@ func TestGlobalCountWindows(t *testing.T) {
 	}
 }
 
-// TestWasmAggregateMatchesBuiltIn: a Wasm aggregate (the Go SDK test guest
-// sumagg: count and sum of v) gives the same results as the built-in
-// count() and sum(v), in tumbling, sliding and session windows (whose
-// accumulators merge), with early results, for one and several workers.
+// TestWasmAggregateMatchesBuiltIn: a Wasm aggregate (the Go SDK test guests
+// sumagg, with fixed-size accumulators, and sumaggvar, variable-size: count
+// and sum of v) gives the same results as the built-in count() and sum(v),
+// in tumbling, sliding, session (whose accumulators merge) and global
+// windows, with early results, for one and several workers.
 func TestWasmAggregateMatchesBuiltIn(t *testing.T) {
+	for _, guest := range []string{"go_sumagg", "go_sumaggvar"} {
+		t.Run(guest, func(t *testing.T) { wasmAggregateMatches(t, guest) })
+	}
+}
+
+func wasmAggregateMatches(t *testing.T, guest string) {
 	eng, err := plugin.NewEngine(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close(context.Background())
-	m, err := eng.LoadFile(context.Background(), filepath.Join("..", "..", "..", "plugins", "testdata", "wasm", "go_sumagg.wasm"),
+	m, err := eng.LoadFile(context.Background(), filepath.Join("..", "..", "..", "plugins", "testdata", "wasm", guest+".wasm"),
 		plugin.Options{Function: plugin.Aggregate})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fixed := m.AccSize() > 0; fixed != (guest == "go_sumagg") {
+		t.Fatalf("%s: AccSize %d", guest, m.AccSize())
 	}
 	sum, _ := ParseAgg("sum", "sum(v)")
 	const bound = 300
@@ -490,6 +500,8 @@ func TestWasmAggregateMatchesBuiltIn(t *testing.T) {
 		{StepName: "sliding", Size: 1000, Slide: 250, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m, EarlyEveryRecords: 3},
 		// Out-of-order records bridge sessions: the Wasm accumulators merge.
 		{StepName: "session", Gap: 120, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m},
+		{StepName: "session_early", Gap: 120, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m, EarlyEveryRecords: 4},
+		{StepName: "global", Count: 7, KeyName: "id", Aggs: []Agg{sum}, Aggregate: m},
 	} {
 		for _, workers := range []int{1, 3} {
 			vals, mt, _ := runWindowPipeline(t, lines, workers, 500, 1, win, bound)

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,11 +8,9 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/wsp-project/wsp/hostabi"
 	"github.com/wsp-project/wsp/runtime/internal/engine"
 	"github.com/wsp-project/wsp/runtime/internal/window"
 	"github.com/wsp-project/wsp/runtime/plugin"
@@ -138,9 +135,6 @@ func (s *WindowStep) Validate() error {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
-	if s.Aggregate != nil && s.Count != 0 {
-		return fmt.Errorf("a Wasm aggregate does not work with global windows in this version (tumbling, sliding, session and processing-time windows do)")
-	}
 	if s.ProcessingTime && (s.Gap != 0 || s.Count != 0 || s.Lateness != 0) {
 		return fmt.Errorf("processing-time windows are tumbling or sliding, without lateness")
 	}
@@ -245,6 +239,14 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 	if s.Count > 0 {
 		op := &window.CountOperator{Count: s.Count, Fields: len(s.fields), Need: s.need | window.NeedMoments, Sketch: s.sketch, Hashes: w.hashes}
 		w.op, w.hashed = op, &op.Hashed
+		if s.Aggregate != nil {
+			in, err := s.Aggregate.Instance(context.Background())
+			if err != nil {
+				return nil, err
+			}
+			w.agg = newWasmAgg(in, s.Aggregate.AccSize())
+			op.Touch = w.agg.touch
+		}
 	} else if s.Gap > 0 {
 		op := &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments,
 			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords}
@@ -254,7 +256,7 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 			if err != nil {
 				return nil, err
 			}
-			w.agg = &wasmAgg{in: in, touched: map[*window.AccBox]int{}}
+			w.agg = newWasmAgg(in, s.Aggregate.AccSize())
 			op.Touch, op.MergeBoxes = w.agg.touch, w.agg.merge
 		}
 	} else {
@@ -266,7 +268,7 @@ func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 			if err != nil {
 				return nil, err
 			}
-			w.agg = &wasmAgg{in: in, touched: map[*window.AccBox]int{}}
+			w.agg = newWasmAgg(in, s.Aggregate.AccSize())
 			op.Touch = w.agg.touch
 		}
 	}
@@ -321,6 +323,9 @@ func (w *windowWorker) Open() int { return w.op.Open() }
 
 func (w *windowWorker) Add(ctx context.Context, b *record.Batch, res *plugin.Result) error {
 	w.out = &res.Ports[0]
+	if w.agg != nil {
+		w.agg.adding = true
+	}
 	// With the aligned operator, look up every key of the batch first:
 	// independent lookups overlap their cache misses.
 	aligned, _ := w.op.(*window.Operator)
@@ -386,9 +391,8 @@ func (w *windowWorker) Add(ctx context.Context, b *record.Batch, res *plugin.Res
 		}
 	}
 	if w.agg != nil {
-		if err := w.agg.add(ctx); err != nil {
-			return err
-		}
+		w.agg.add(ctx)
+		w.agg.adding = false
 		w.agg.finish(ctx)
 	}
 	return nil
@@ -418,10 +422,6 @@ func (w *windowWorker) AdvanceProc(ctx context.Context, now int64, res *plugin.R
 	}
 	return done, nil
 }
-
-// wasmMerges counts Wasm accumulator merges (the tests check that they
-// happen).
-var wasmMerges atomic.Int64
 
 // resultPool recycles the memory of written result batches: large arrays
 // that would otherwise be zeroed, traced and swept at every firing.
@@ -505,15 +505,8 @@ func (w *windowWorker) emit(r *window.Result) {
 		Key: b[kstart:start:start], Value: b[start:len(b):len(b)],
 		Time: r.Window.End - 1, Flags: record.HasKey | record.HasTime,
 	})
-	if a := w.agg; a != nil {
-		p := pendingResult{out: out, idx: len(out.Records) - 1, box: r.Box}
-		if g, ok := a.touched[r.Box]; ok {
-			// Emitted while the batch is being added (an early or a late
-			// result): its accumulator is the group's base plus the
-			// batch's records so far, not all of them.
-			p.snap, p.base, p.recs = true, a.groups[g].Acc, a.groups[g].Records
-		}
-		a.pending = append(a.pending, p)
+	if w.agg != nil {
+		w.agg.pend(out, len(out.Records)-1, r.Box)
 	}
 }
 
@@ -602,194 +595,4 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
-}
-
-// wasmAgg runs a window's Wasm aggregate: during Add it gathers, per
-// window (AccBox), the records added to it, and folds them in with one
-// wsp_agg_add call for the batch; every result emitted meanwhile waits
-// until one wsp_agg_finish call gives the fields to splice into it.
-type wasmAgg struct {
-	in      *plugin.Instance
-	cur     *record.Record // the record being added
-	touched map[*window.AccBox]int
-	err     error // a merge failed during the batch
-	groups  []plugin.AggGroup
-	boxes   []*window.AccBox
-	pending []pendingResult
-}
-
-type pendingResult struct {
-	out  *record.Batch
-	idx  int
-	box  *window.AccBox
-	snap bool            // emitted during Add: finish acc, not box.Acc
-	base []byte          // with snap: the group's accumulator when it was emitted
-	recs []record.Record // with snap: the window's records of the batch up to the result
-	acc  []byte
-}
-
-func (a *wasmAgg) touch(b *window.AccBox) {
-	g, ok := a.touched[b]
-	if !ok {
-		g = len(a.boxes)
-		a.touched[b] = g
-		if g < cap(a.groups) {
-			a.groups = a.groups[:g+1]
-			a.groups[g].Acc = b.Acc // reuse the group and its records array
-		} else {
-			a.groups = append(a.groups, plugin.AggGroup{Acc: b.Acc})
-		}
-		a.boxes = append(a.boxes, b)
-	}
-	a.groups[g].Records = append(a.groups[g].Records, *a.cur)
-}
-
-// merge folds src's accumulator into dst's at once (sessions merge rarely:
-// when a record bridges two). The records the batch has added to either so
-// far are folded in first, and their groups restart from the merged state.
-func (a *wasmAgg) merge(dst, src *window.AccBox) {
-	if a.err != nil {
-		return
-	}
-	wasmMerges.Add(1)
-	var groups []plugin.AggGroup
-	var boxes []*window.AccBox
-	for _, b := range []*window.AccBox{dst, src} {
-		if g, ok := a.touched[b]; ok && len(a.groups[g].Records) > 0 {
-			groups = append(groups, plugin.AggGroup{Acc: a.groups[g].Acc, Records: a.groups[g].Records})
-			boxes = append(boxes, b)
-		}
-	}
-	ctx := context.Background()
-	if len(groups) > 0 {
-		accs, err := a.in.CallAggregate(ctx, hostabi.AggAdd, groups)
-		if err != nil {
-			a.err = err
-			return
-		}
-		for i, b := range boxes {
-			b.Acc = append([]byte(nil), accs[i]...)
-			g := a.touched[b]
-			a.groups[g].Acc, a.groups[g].Records = b.Acc, nil
-		}
-	}
-	accs, err := a.in.CallAggregate(ctx, hostabi.AggMerge, []plugin.AggGroup{{Acc: dst.Acc, Others: [][]byte{src.Acc}}})
-	if err != nil {
-		a.err = err
-		return
-	}
-	dst.Acc = append([]byte(nil), accs[0]...)
-	if g, ok := a.touched[dst]; ok {
-		a.groups[g].Acc = dst.Acc
-	}
-	if g, ok := a.touched[src]; ok {
-		a.groups[g].Records = nil // merged away: nothing more to add to it
-	}
-}
-
-// add folds the batch's records into their windows' accumulators. Results
-// emitted during the batch first get their own accumulators: the one
-// before the batch plus the records up to them (one call for all).
-func (a *wasmAgg) add(ctx context.Context) error {
-	if a.err != nil {
-		err := a.err
-		a.err = nil
-		a.reset()
-		return err
-	}
-	if len(a.groups) == 0 {
-		return nil
-	}
-	var snaps []plugin.AggGroup
-	for _, p := range a.pending {
-		if p.snap {
-			snaps = append(snaps, plugin.AggGroup{Acc: p.base, Records: p.recs})
-		}
-	}
-	if len(snaps) > 0 {
-		accs, err := a.in.CallAggregate(ctx, hostabi.AggAdd, snaps)
-		if err != nil {
-			a.reset()
-			return err
-		}
-		k := 0
-		for i := range a.pending {
-			if a.pending[i].snap {
-				a.pending[i].acc = accs[k]
-				k++
-			}
-		}
-	}
-	accs, err := a.in.CallAggregate(ctx, hostabi.AggAdd, a.groups)
-	if err == nil {
-		for i, b := range a.boxes {
-			b.Acc = append(b.Acc[:0], accs[i]...)
-		}
-	}
-	if err != nil {
-		a.reset()
-		return err
-	}
-	a.resetGroups()
-	return nil
-}
-
-// resetGroups empties the groups for the next batch, keeping their record
-// arrays (nothing refers to them once the batch's calls are done).
-func (a *wasmAgg) resetGroups() {
-	clear(a.touched)
-	for i := range a.groups {
-		clear(a.groups[i].Records)
-		a.groups[i] = plugin.AggGroup{Records: a.groups[i].Records[:0]}
-	}
-	a.groups = a.groups[:0]
-	clear(a.boxes)
-	a.boxes = a.boxes[:0]
-}
-
-func (a *wasmAgg) reset() {
-	a.resetGroups()
-	clear(a.pending)
-	a.pending = a.pending[:0]
-}
-
-// finish completes the pending results with the aggregate's fields. If the
-// call fails, the results carry the error in "aggregate_error" instead, so
-// none is lost.
-func (a *wasmAgg) finish(ctx context.Context) {
-	if len(a.pending) == 0 {
-		return
-	}
-	groups := make([]plugin.AggGroup, len(a.pending))
-	for i, p := range a.pending {
-		groups[i].Acc = p.box.Acc
-		if p.snap {
-			groups[i].Acc = p.acc
-		}
-	}
-	objs, err := a.in.CallAggregate(ctx, hostabi.AggFinish, groups)
-	for i, p := range a.pending {
-		r := &p.out.Records[p.idx]
-		v := r.Value
-		var extra []byte
-		if err != nil {
-			extra = append([]byte(`"aggregate_error":`), appendJSONString(nil, err.Error())...)
-		} else if o := bytes.TrimSpace(objs[i]); len(o) >= 2 && o[0] == '{' && o[len(o)-1] == '}' {
-			extra = bytes.TrimSpace(o[1 : len(o)-1])
-		} else {
-			extra = append([]byte(`"aggregate_error":`), appendJSONString(nil, "the aggregate's result is not a JSON object: "+string(o))...)
-		}
-		if len(extra) == 0 {
-			continue
-		}
-		start := len(p.out.Arena)
-		buf := append(p.out.Arena, v[:len(v)-1]...)
-		buf = append(buf, ',')
-		buf = append(buf, extra...)
-		buf = append(buf, '}')
-		p.out.Arena = buf
-		r.Value = buf[start:len(buf):len(buf)]
-	}
-	clear(a.pending)
-	a.pending = a.pending[:0]
 }

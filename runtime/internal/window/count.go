@@ -15,6 +15,9 @@ type CountOperator struct {
 	Sketch []uint8
 	Hashes []uint64
 	Hashed uint64
+	// Touch is as in Operator: each window gets an AccBox (a new one after
+	// every firing) and Touch is called with it for each record.
+	Touch func(b *AccBox)
 
 	keys  map[string]*countState
 	order []*countState // windows in progress in the order they opened (and fired ones, skipped), for the final firing
@@ -30,6 +33,7 @@ type countState struct {
 	m          []Moments
 	fl         []FirstLast
 	sk         []*Sketches
+	box        *AccBox // with Touch
 }
 
 func (o *CountOperator) reset(s *countState) {
@@ -80,6 +84,12 @@ func (o *CountOperator) Add(key []byte, ts int64, vals []float64, present uint64
 	if s.sk != nil {
 		foldSketches(s.sk, vals, present, o.Hashes, o.Hashed)
 	}
+	if o.Touch != nil {
+		if s.box == nil {
+			s.box = &AccBox{}
+		}
+		o.Touch(s.box)
+	}
 	if s.n == o.Count {
 		emit(o.result(s))
 		// Drop the key's state: memory follows the windows in progress,
@@ -105,6 +115,7 @@ func (o *CountOperator) Add(key []byte, ts int64, vals []float64, present uint64
 func (o *CountOperator) result(s *countState) *Result {
 	r := &o.res
 	r.Key, r.Window, r.N, r.M, r.FL, r.SK, r.Update, r.Early = s.key, Window{Start: s.start, End: s.end}, s.n, s.m, s.fl, s.sk, false, false
+	r.Box = s.box
 	return r
 }
 

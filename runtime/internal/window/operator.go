@@ -154,9 +154,15 @@ func (t *table) key(i int) string {
 }
 
 // AccBox holds one window's accumulator for an aggregate the operator does
-// not run itself (a Wasm aggregate): its caller fills Acc.
+// not run itself (a Wasm aggregate). The operator only creates boxes and
+// hands them over (Touch, Result.Box); everything in one belongs to the
+// aggregate that fills it. A box stays valid until the results emitted with
+// it have been dealt with: the operator reuses a box only when it opens a
+// window (in Add), never during an Advance.
 type AccBox struct {
-	Acc []byte
+	Acc []byte // the accumulator
+	Err string // why the aggregate gave up on this window ("" when fine)
+	Tag int64  // for the aggregate's own bookkeeping; 0 in a new box
 }
 
 // Result is one firing of one window. Key, M, FL and SK are valid only
@@ -364,7 +370,14 @@ func (t *table) push(key string, o *Operator) int {
 		}
 	}
 	if o.Touch != nil {
-		t.box = append(t.box, &AccBox{})
+		// Reuse the box a dropped table left in this place, emptied.
+		if n := len(t.box); n < cap(t.box) && t.box[:n+1][n] != nil {
+			t.box = t.box[:n+1]
+			b := t.box[n]
+			b.Acc, b.Err, b.Tag = b.Acc[:0], "", 0
+		} else {
+			t.box = append(t.box, &AccBox{})
+		}
 	}
 	if o.EveryMs > 0 {
 		t.dirty = append(t.dirty, false)
@@ -372,10 +385,11 @@ func (t *table) push(key string, o *Operator) int {
 	return i
 }
 
-// reset empties t for reuse, keeping its arrays.
+// reset empties t for reuse, keeping its arrays and its AccBoxes (emptied
+// when reused, not now: results emitted by the Advance that dropped the
+// table may still refer to them).
 func (t *table) reset() {
 	clear(t.sk)
-	clear(t.box)
 	*t = table{keyOff: t.keyOff[:0], arena: t.arena[:0], n: t.n[:0], m: t.m[:0], s: t.s[:0],
 		fl: t.fl[:0], sk: t.sk[:0], box: t.box[:0], dirty: t.dirty[:0]}
 	if cap(t.dirty) == 0 {
