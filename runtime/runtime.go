@@ -272,6 +272,21 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 				lastKey = ""
 			}
 		}
+		if tr := s.TimeRange; err == nil && (tr.MaxAhead > 0 || tr.MaxBehind > 0) {
+			// The plausible range: a step of its own right after the
+			// event time, whichever way that is read.
+			rs := &ops.TimeRangeStep{StepName: s.Name + ".range", MaxAhead: tr.MaxAhead, MaxBehind: tr.MaxBehind}
+			if err = rs.Validate(); err == nil {
+				if es, ok := st.(engine.Step); ok {
+					if cfg.Keyed != nil {
+						cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Step: es})
+					} else {
+						cfg.Steps = append(cfg.Steps, es)
+					}
+				}
+				st = rs
+			}
+		}
 		if err != nil {
 			if strings.HasPrefix(err.Error(), "step ") {
 				return cfg, err

@@ -276,3 +276,59 @@ output:
 		t.Fatalf("%d results adding to %v:\n%s", len(lines), total, strings.Join(lines, "\n"))
 	}
 }
+
+// TestImplausibleEventTime: with `max_ahead`, a record stamped far in the
+// future (year 2100) goes to the error output with the reason, instead of
+// dragging the watermark forward and making every later record late; the
+// windows come out as if it were not there.
+func TestImplausibleEventTime(t *testing.T) {
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := range 100 {
+		if i == 10 {
+			in.WriteString(`{"id":"a","v":1000,"ts":4102444800000}` + "\n") // 2100-01-01
+		}
+		fmt.Fprintf(&in, `{"id":"a","v":1,"ts":%d}`+"\n", 1_700_000_000_000+int64(i)*100)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pipe := filepath.Join(dir, "p.yaml")
+	conf := fmt.Sprintf(`
+input:
+  file: { paths: [ %[1]s/in.jsonl ], scanner: { lines: {} } }
+pipeline:
+  - key: { field: id }
+  - event_time: { field: ts, max_ahead: 1h }
+  - window:
+      tumbling: { size: 1s }
+      aggregates: { total: sum(v) }
+output:
+  file: { path: %[1]s/out.jsonl, codec: lines }
+error_output:
+  file: { path: %[1]s/errors.jsonl, codec: lines }
+`, dir)
+	if err := os.WriteFile(pipe, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runWSP(t, "run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", "1", pipe)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	errs := readLines(t, filepath.Join(dir, "errors.jsonl"))
+	if len(errs) != 1 || !strings.Contains(errs[0], "more than 1h0m0s ahead of the processing clock") || !strings.Contains(errs[0], "2100-01-01T00:00:00Z") {
+		t.Fatalf("error output: %q", errs)
+	}
+	total := 0.0
+	lines := readLines(t, filepath.Join(dir, "out.jsonl"))
+	for _, l := range lines {
+		var r struct{ Total float64 }
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		total += r.Total
+	}
+	if total != 100 || len(lines) != 10 {
+		t.Fatalf("%d windows adding to %v (want 10 adding to 100):\n%s", len(lines), total, strings.Join(lines, "\n"))
+	}
+}

@@ -41,6 +41,7 @@ type Step struct {
 	Wasm       *Wasm                     // a Wasm step (also a key or event_time step given by a module)
 	Key        *Extract                  // a key step read by the host
 	EventTime  *Extract                  // an event_time step read by the host
+	TimeRange  TimeRange                 // event_time: the plausible range (either kind of event_time step)
 	Window     *Window                   // a window step
 	TimeSeries *TimeSeries               // a timeseries step
 	Outputs    map[string]map[string]any // port name -> Benthos output config
@@ -66,6 +67,14 @@ type Extract struct {
 	Bloblang string
 	Metadata string
 	Format   string // event time: auto (default), epoch_ms, epoch_s, rfc3339
+}
+
+// TimeRange is the plausible range of event times, relative to the
+// processing clock: a record more than MaxAhead ahead of it, or (when
+// MaxBehind > 0) more than MaxBehind behind it, goes to the error output
+// instead of moving the watermark. Zero values: no bound.
+type TimeRange struct {
+	MaxAhead, MaxBehind time.Duration
 }
 
 // Window configures a window step. Durations are whole milliseconds.
@@ -233,10 +242,11 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 			}
 			s.Wasm = w
 		case "key", "event_time":
-			e, w, err := extract(k.Value, v, dir)
+			e, w, tr, err := extract(k.Value, v, dir)
 			if err != nil {
 				return s, err
 			}
+			s.TimeRange = tr
 			if w != nil {
 				w.Function = map[string]string{"key": "key", "event_time": "timestamp"}[k.Value]
 				s.Wasm = w
@@ -346,9 +356,10 @@ func wasm(n *yaml.Node, dir string) (*Wasm, error) {
 
 // extract parses a key or event_time step: field, bloblang, metadata,
 // format, or wasm (a module's key or timestamp export).
-func extract(what string, n *yaml.Node, dir string) (*Extract, *Wasm, error) {
+func extract(what string, n *yaml.Node, dir string) (*Extract, *Wasm, TimeRange, error) {
+	var tr TimeRange
 	if n.Kind != yaml.MappingNode {
-		return nil, nil, fmt.Errorf("line %d: %s must be a mapping such as {field: sensor_id}", n.Line, what)
+		return nil, nil, tr, fmt.Errorf("line %d: %s must be a mapping such as {field: sensor_id}", n.Line, what)
 	}
 	e := &Extract{}
 	var w *Wasm
@@ -369,11 +380,23 @@ func extract(what string, n *yaml.Node, dir string) (*Extract, *Wasm, error) {
 			if err == nil && w.Function != "" {
 				err = fmt.Errorf("function is set by the step (%s)", what)
 			}
+		case "max_ahead", "max_behind":
+			var d time.Duration
+			if what != "event_time" {
+				err = errors.New("only an event_time step has a plausible range")
+			} else if d, err = time.ParseDuration(v.Value); err == nil && d <= 0 {
+				err = errors.New("want a positive duration such as 1h")
+			}
+			if k.Value == "max_ahead" {
+				tr.MaxAhead = d
+			} else {
+				tr.MaxBehind = d
+			}
 		default:
-			err = errors.New("unknown field (want field, bloblang, metadata, format or wasm)")
+			err = errors.New("unknown field (want field, bloblang, metadata, format, wasm, max_ahead or max_behind)")
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: %s.%s: %w", k.Line, what, k.Value, err)
+			return nil, nil, tr, fmt.Errorf("line %d: %s.%s: %w", k.Line, what, k.Value, err)
 		}
 	}
 	set := 0
@@ -383,12 +406,12 @@ func extract(what string, n *yaml.Node, dir string) (*Extract, *Wasm, error) {
 		}
 	}
 	if set != 1 {
-		return nil, nil, fmt.Errorf("line %d: %s: set exactly one of field, bloblang, metadata or wasm", n.Line, what)
+		return nil, nil, tr, fmt.Errorf("line %d: %s: set exactly one of field, bloblang, metadata or wasm", n.Line, what)
 	}
 	if w != nil && e.Format != "" {
-		return nil, nil, fmt.Errorf("line %d: %s: format applies to field, bloblang and metadata, not wasm", n.Line, what)
+		return nil, nil, tr, fmt.Errorf("line %d: %s: format applies to field, bloblang and metadata, not wasm", n.Line, what)
 	}
-	return e, w, nil
+	return e, w, tr, nil
 }
 
 // timeSeriesConf parses a timeseries step.

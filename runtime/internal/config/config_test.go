@@ -84,6 +84,9 @@ func TestParseErrors(t *testing.T) {
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, bogus: 1}\n", "wasm.bogus: unknown field"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - {name: a, wasm: {module: m}}\n  - {name: a, wasm: {module: m}}\n", `step name "a" already used on line 4`},
 		{"input: {file: {paths: [\"${WSP_SURELY_UNSET}\"]}}\noutput: {stdout: {}}\n", "WSP_SURELY_UNSET"},
+		{"pipeline:\n  - key: {field: id, max_ahead: 1h}\n", "line 2: key.max_ahead: only an event_time step has a plausible range"},
+		{"pipeline:\n  - event_time: {field: ts, max_ahead: soon}\n", "line 2: event_time.max_ahead"},
+		{"pipeline:\n  - event_time: {field: ts, max_behind: -1h}\n", "event_time.max_behind: want a positive duration"},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.yaml), "/")
@@ -118,5 +121,24 @@ func TestDefaultErrorOutput(t *testing.T) {
 	got = DefaultErrorOutput(map[string]any{"file": map[string]any{"path": "out/${! meta(\"k\") }.jsonl"}})
 	if got["file"].(map[string]any)["path"] != "/dev/stderr" {
 		t.Errorf("interpolated: %v", got)
+	}
+}
+
+// TestParseTimeRange: an event_time step's plausible range, for either way
+// of reading the time.
+func TestParseTimeRange(t *testing.T) {
+	p, err := Parse([]byte(`
+pipeline:
+  - event_time: { field: ts, max_ahead: 1h, max_behind: 720h }
+  - event_time: { wasm: { module: /m.wasm }, max_ahead: 5m }
+`), "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := p.Steps[0].TimeRange; tr.MaxAhead != time.Hour || tr.MaxBehind != 720*time.Hour {
+		t.Errorf("step 1: %+v", tr)
+	}
+	if s := p.Steps[1]; s.TimeRange.MaxAhead != 5*time.Minute || s.TimeRange.MaxBehind != 0 || s.Wasm.Function != "timestamp" {
+		t.Errorf("step 2: %+v", s)
 	}
 }

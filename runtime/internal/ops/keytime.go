@@ -311,3 +311,68 @@ func (s *TimeStep) toMillis(v *value) (int64, string) {
 	}
 	return 0, fmt.Sprintf("%s is %s, not a time", what, v.kindName())
 }
+
+// TimeRangeStep sends records whose event time is implausible (semantics.md,
+// "Watermarks") to the error output, so one record far in the future cannot
+// drag the watermark forward and make everything after it late. The range
+// is relative to the processing clock, read once per batch: a record more
+// than MaxAhead ahead of it, or (MaxBehind > 0) more than MaxBehind behind
+// it, fails with both times in the reason. It runs right after an
+// event_time step that sets it (max_ahead, max_behind).
+type TimeRangeStep struct {
+	StepName            string
+	MaxAhead, MaxBehind time.Duration    // 0: no bound
+	Now                 func() time.Time // default time.Now
+}
+
+func (s *TimeRangeStep) Name() string    { return s.StepName }
+func (s *TimeRangeStep) Ports() []string { return nil }
+
+// Validate checks the bounds and sets the clock.
+func (s *TimeRangeStep) Validate() error {
+	if s.MaxAhead < 0 || s.MaxBehind < 0 {
+		return fmt.Errorf("max_ahead and max_behind must be positive")
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	return nil
+}
+
+func (s *TimeRangeStep) NewWorker(context.Context) (engine.StepWorker, error) {
+	return timeRangeWorker{s}, nil
+}
+
+type timeRangeWorker struct{ s *TimeRangeStep }
+
+func (timeRangeWorker) Close(context.Context) error { return nil }
+
+func (w timeRangeWorker) Process(_ context.Context, in *record.Batch) (*plugin.Result, error) {
+	s := w.s
+	now := s.Now().UnixMilli()
+	hi, lo := int64(math.MaxInt64), int64(math.MinInt64)
+	if s.MaxAhead > 0 {
+		hi = now + s.MaxAhead.Milliseconds()
+	}
+	if s.MaxBehind > 0 {
+		lo = now - s.MaxBehind.Milliseconds()
+	}
+	res := &plugin.Result{Ports: []record.Batch{{Source: in.Source}}}
+	out := &res.Ports[0]
+	out.Records = make([]record.Record, 0, len(in.Records))
+	for i := range in.Records {
+		r := &in.Records[i]
+		if r.Flags&record.HasTime != 0 && (r.Time > hi || r.Time < lo) {
+			how, bound := "ahead of", s.MaxAhead
+			if r.Time < lo {
+				how, bound = "behind", s.MaxBehind
+			}
+			res.Failed = append(res.Failed, plugin.Failure{Index: i, Reason: fmt.Sprintf(
+				"event time: %s is more than %s %s the processing clock (%s)",
+				time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), bound, how, time.UnixMilli(now).UTC().Format(time.RFC3339Nano))})
+			continue
+		}
+		out.Records = append(out.Records, *r)
+	}
+	return res, nil
+}

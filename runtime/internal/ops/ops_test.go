@@ -481,3 +481,52 @@ func TestProcessingTimeWindows(t *testing.T) {
 		t.Fatalf("at the end: %v", got)
 	}
 }
+
+// TestTimeRangeStep: records more than max_ahead ahead of the processing
+// clock (or max_behind behind it) go to the error output with both times;
+// the rest, and records without an event time, pass.
+func TestTimeRangeStep(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	cases := []struct {
+		ahead, behind time.Duration
+		times         []int64 // relative to now, ms; math.MinInt64: no time
+		fail          []int
+		reason        string
+	}{
+		{time.Hour, 0, []int64{0, 3_600_000, 3_600_001, -1e12, math.MinInt64}, []int{2}, "more than 1h0m0s ahead of the processing clock"},
+		{0, time.Minute, []int64{0, 1e12, -60_000, -60_001}, []int{3}, "more than 1m0s behind the processing clock"},
+		{time.Second, time.Second, []int64{-2000, 0, 2000}, []int{0, 2}, ""},
+	}
+	for _, c := range cases {
+		s := &TimeRangeStep{StepName: "r", MaxAhead: c.ahead, MaxBehind: c.behind, Now: func() time.Time { return now }}
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		w, _ := s.NewWorker(context.Background())
+		in := &record.Batch{}
+		for _, d := range c.times {
+			r := record.Record{Value: []byte("{}")}
+			if d != math.MinInt64 {
+				r.Time, r.Flags = now.UnixMilli()+d, record.HasTime
+			}
+			in.Records = append(in.Records, r)
+		}
+		res, err := w.Process(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed []int
+		for _, f := range res.Failed {
+			failed = append(failed, f.Index)
+			if !strings.Contains(f.Reason, c.reason) || !strings.Contains(f.Reason, "2023-11-14T22:13:20Z") {
+				t.Errorf("reason %q", f.Reason)
+			}
+		}
+		if fmt.Sprint(failed) != fmt.Sprint(c.fail) || len(res.Ports[0].Records) != len(c.times)-len(c.fail) {
+			t.Errorf("%+v: failed %v, passed %d", c, failed, len(res.Ports[0].Records))
+		}
+	}
+	if err := (&TimeRangeStep{MaxAhead: -1}).Validate(); err == nil {
+		t.Error("a negative bound is accepted")
+	}
+}
