@@ -30,7 +30,7 @@ bench-abi:
 
 # Keyed event-time windows on 10 M in-memory records vs a plain Go loop (bench/README.md).
 bench-windows:
-	$(GO) run ./bench/windows -n 10000000
+	$(GO) run ./bench/windows -n 10000000 -count 3
 
 # The sensor pipeline end to end, wsp vs Benthos v4.80.0 on the same 1 M readings.
 bench-sensors:

@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,7 @@ func main() {
 	n := flag.Int("n", 10_000_000, "records per run")
 	keys := flag.Int("keys", 10_000, "distinct keys")
 	workers := flag.Int("workers", 2, "wsp workers for the wall-clock run")
+	count := flag.Int("count", 1, "rounds: each case runs once per round, after the native loop; the table gives medians")
 	only := flag.String("only", "", "run only the cases whose name contains this")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
 	memProf := flag.String("memprofile", "", "write an allocation profile here at the end")
@@ -52,7 +54,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	aggModule = filepath.Join(*root, "plugins", "testdata", "wasm", "go_sumagg.wasm")
-	if err := run(*n, *keys, *workers, *only); err != nil {
+	if err := run(*n, *keys, *workers, max(1, *count), *only); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench-windows:", err)
 		os.Exit(1)
@@ -186,19 +188,23 @@ pipeline:
       aggregates: { sum: sum(v) }
 `
 
-func run(n, keys, workers int, only string) error {
-	fmt.Printf("# wsp windows benchmark: %d records, %d keys, times +1 ms per record, %s, %d CPUs\n\n", n, keys, runtime.Version(), runtime.NumCPU())
-	fmt.Println("| case | workers | wall s | CPU s | records/s (wall) | records per CPU-second | results |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
-	row := func(name string, w int, m measured) {
-		fmt.Printf("| %s | %d | %.2f | %.2f | %.0f | %.0f | %d |\n", name, w, m.wall.Seconds(), m.cpu.Seconds(),
-			float64(n)/m.wall.Seconds(), float64(n)/m.cpu.Seconds(), m.results)
-	}
+// benchCase is one row of the table.
+type benchCase struct {
+	name    string
+	workers int
+	run     func() (measured, error)
+	n       int // records per run
+	runs    []measured
+	ratios  []float64 // records per CPU-second over the native loop's in the same round
+}
+
+func run(n, keys, workers, count int, only string) error {
+	fmt.Printf("# wsp windows benchmark: %d records, %d keys, times +1 ms per record, %s, %d CPUs, %d round(s)\n\n",
+		n, keys, runtime.Version(), runtime.NumCPU(), count)
 	want := func(name string) bool { return only == "" || contains(name, only) }
-	if want("native") {
-		m := nativeTumbling(n, keys)
-		row("native Go loop: tumbling 10 s count+sum (one goroutine)", 1, m)
-	}
+	native := &benchCase{name: "native Go loop: tumbling 10 s count+sum (one goroutine)", workers: 1, n: n,
+		run: func() (measured, error) { return nativeTumbling(n, keys), nil }}
+	cases := []*benchCase{native}
 	for _, c := range []struct {
 		name, yaml string
 	}{{"wsp tumbling 10 s count+sum", tumbling}, {"wsp Wasm aggregate (Go SDK guest): tumbling 10 s count+sum", wasmTumbling()},
@@ -207,12 +213,40 @@ func run(n, keys, workers int, only string) error {
 			continue
 		}
 		for _, w := range uniq(1, workers) {
-			m, err := runPipeline(c.yaml, n, keys, w)
+			cases = append(cases, &benchCase{name: c.name, workers: w, n: n,
+				run: func() (measured, error) { return runPipeline(c.yaml, n, keys, w) }})
+		}
+	}
+	cases = append(cases, extraCases(n, keys, want)...)
+	// Rounds: every case once per round, the native loop first, so each
+	// case's ratio compares runs minutes apart at most on this noisy VM.
+	for round := 0; round < count; round++ {
+		for _, c := range cases {
+			if c != native && !want(c.name) {
+				continue
+			}
+			m, err := c.run()
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
-			row(c.name, w, m)
+			c.runs = append(c.runs, m)
+			c.ratios = append(c.ratios, perCPU(c.n, m)/perCPU(native.n, native.runs[round]))
 		}
+	}
+	fmt.Println("| case | workers | records per CPU-second: median (min-max) | records/s wall: median | CPU s per run | per CPU-second / native loop's (median) | results per run |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	for _, c := range cases {
+		if len(c.runs) == 0 {
+			continue
+		}
+		var pc, wall, cpu []float64
+		for _, m := range c.runs {
+			pc = append(pc, perCPU(c.n, m))
+			wall = append(wall, float64(c.n)/m.wall.Seconds())
+			cpu = append(cpu, m.cpu.Seconds())
+		}
+		fmt.Printf("| %s | %d | %.0f (%.0f-%.0f) | %.0f | %.2f | %.2f | %d |\n", c.name, c.workers, median(pc), slices.Min(pc), slices.Max(pc),
+			median(wall), median(cpu), median(c.ratios), c.runs[0].results)
 	}
 	if want("memory") {
 		fmt.Println()
@@ -224,6 +258,21 @@ func run(n, keys, workers int, only string) error {
 	}
 	return nil
 }
+
+func perCPU(n int, m measured) float64 { return float64(n) / m.cpu.Seconds() }
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// extraCases are cases defined in other files of the benchmark (nil when
+// none).
+var extraCases = func(n, keys int, want func(string) bool) []*benchCase { return nil }
 
 func uniq(a, b int) []int {
 	if a == b {
