@@ -9,7 +9,8 @@
 // Files: select.go (NewInput, NewOutput and the native-or-Benthos decision),
 // splitter.go (cutting byte chunks into lines exactly as Benthos's lines
 // scanner does), native_file.go (file input and output), native_stdio.go
-// (stdin input, stdout output), benthos.go (the Benthos bridge). Each type
+// (stdin input, stdout output), broker.go (the `broker` input as a fan-in
+// of its children, each a partition), benthos.go (the Benthos bridge). Each type
 // documents its concurrency where it is defined.
 package connect
 
@@ -61,7 +62,8 @@ type Options struct {
 	// Native allows wsp's own implementations of file and stdin inputs and
 	// file and stdout outputs when the config asks only for what they
 	// support. Default true (set by the caller). False runs everything
-	// through Benthos.
+	// through Benthos (a plain `broker` input is still merged by wsp, so
+	// that its children stay partitions; each child runs in Benthos).
 	Native bool
 	// BatchSize is the largest batch a native input returns. Default 1024.
 	BatchSize int

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/redpanda-data/benthos/v4/public/service"
 	"gopkg.in/yaml.v3"
 )
 
@@ -15,12 +16,15 @@ import (
 //
 // Every config is first parsed and linted by Benthos itself (as a resource
 // of a private ResourceBuilder), so a config Benthos rejects is rejected with
-// Benthos's own message, which names the offending field. A config that
-// passes goes native only if the native parser below understands every field
-// of it, with exactly the types and values it supports; anything else — an
-// unsupported scanner or codec, a `${...}` interpolation, processors, a value
-// of an unexpected type — goes to Benthos, which constructs the component in
-// NewInput/NewOutput and so reports the errors it only finds at that point.
+// Benthos's own message, which names the offending field (for a `broker`,
+// the message of the first child Benthos rejects, under the child's name:
+// see inputBuilder). A config that passes goes native only if the native
+// parser below understands every field of it, with exactly the types and
+// values it supports; anything else — an unsupported scanner or codec, a
+// `${...}` interpolation, processors, a value of an unexpected type — goes
+// to Benthos, which constructs the component in NewInput/NewOutput and so
+// reports the errors it only finds at that point. A plain `broker` input is
+// taken apart before that choice, which each child then makes (broker.go).
 
 const defaultBatchSize = 1024
 
@@ -31,20 +35,20 @@ const defaultBatchSize = 1024
 //
 // possibly with `label` and `processors`. With opts.Native it returns wsp's
 // native implementation for `file` and `stdin` inputs that ask only for
-// lines (see nativeInput); otherwise the input runs in Benthos. ctx bounds
+// lines (see nativeInput); a plain `broker` input (see brokerChildren) is
+// merged by wsp from children built by NewInput, so that each child is a
+// partition (broker.go); otherwise the input runs in Benthos. ctx bounds
 // construction only.
 func NewInput(ctx context.Context, conf map[string]any, opts Options) (Input, error) {
 	opts = opts.withDefaults("input")
-	y, label, err := componentYAML(conf, opts.Name)
+	b, label, err := inputBuilder(conf, opts.Name)
 	if err != nil {
-		return nil, fmt.Errorf("connect: input %q: %w", opts.Name, err)
+		return nil, err
 	}
-	b, err := newBuilder()
-	if err != nil {
-		return nil, fmt.Errorf("connect: input %q: %w", opts.Name, err)
-	}
-	if err := b.AddInputYAML(y); err != nil {
-		return nil, fmt.Errorf("connect: input %q: invalid config: %w", opts.Name, err)
+	if children, ok := brokerChildren(conf); ok {
+		// Whatever opts.Native says: the children are partitions (broker.go);
+		// each child runs natively or in Benthos as opts.Native decides.
+		return newBrokerInput(ctx, children, opts)
 	}
 	if opts.Native {
 		if spec, ok := nativeInput(conf); ok {
@@ -55,6 +59,36 @@ func NewInput(ctx context.Context, conf map[string]any, opts Options) (Input, er
 		}
 	}
 	return newBenthosInput(ctx, b, label, opts)
+}
+
+// inputBuilder has Benthos parse and lint conf, the input named name, as a
+// resource of a new builder, and returns the builder and the resource's
+// label. When Benthos rejects a `broker` input, the error is that of the
+// first child Benthos rejects on its own, if any, under the child's name
+// ("input.broker.inputs[1]"): Benthos's message about the whole config
+// gives only a line number in YAML the user never wrote.
+func inputBuilder(conf map[string]any, name string) (*service.ResourceBuilder, string, error) {
+	y, label, err := componentYAML(conf, name)
+	if err != nil {
+		return nil, "", fmt.Errorf("connect: input %q: %w", name, err)
+	}
+	b, err := newBuilder()
+	if err != nil {
+		return nil, "", fmt.Errorf("connect: input %q: %w", name, err)
+	}
+	if err := b.AddInputYAML(y); err != nil {
+		if body, ok := conf["broker"].(map[string]any); ok {
+			if children, ok := configList(body["inputs"]); ok {
+				for i, c := range children {
+					if _, _, cerr := inputBuilder(c, brokerChildName(name, i)); cerr != nil {
+						return nil, "", cerr
+					}
+				}
+			}
+		}
+		return nil, "", fmt.Errorf("connect: input %q: invalid config: %w", name, err)
+	}
+	return b, label, nil
 }
 
 // NewOutput builds the output described by conf, the YAML mapping of an
