@@ -50,6 +50,12 @@ const (
 	// MaxAccSize), and the wsp_agg_* exports use the fixed formats
 	// (agg.go). Returns 0 or a negative Err code.
 	FuncAggSize = "agg_size"
+	// agg_result(ptr, len i32) -> i32: during wsp_init only: declares the
+	// typed fields of the aggregate's result (result.go); wsp_agg_finish
+	// then writes 8 bytes per field and group instead of JSON text.
+	// Returns the number of fields or a negative Err code; a refused
+	// declaration also fails the load, with the reason.
+	FuncAggResult = "agg_result"
 )
 
 // Exports a guest may provide.

@@ -75,7 +75,9 @@ func (r *AggEntryReader) Next() ([]byte, bool, error) {
 //
 // Add and merge write back exactly groups*S bytes (the new accumulators, in
 // group order, over any number of chunks); finish writes `len u32 | JSON
-// object text` per group, as in the variable formats.
+// object text` per group, as in the variable formats, or, for a module that
+// declared typed results (agg_result, result.go), exactly groups*8*F bytes
+// in either mode.
 
 // FixedAggAccsOffset is where the accumulators of a fixed batch start.
 const FixedAggAccsOffset = BatchHeaderSize

@@ -40,12 +40,19 @@ type aggCall struct {
 	ends   []int
 	others []byte // merge: group i's are others[oEnds[i-1]*S:oEnds[i]*S]
 	oEnds  []int  // nil: one other per group
-	wrote  []byte // add, merge: the accumulators written back
+
+	// unit > 0: the module writes exactly n*unit bytes, not entries: the
+	// accumulators of a fixed add or merge (unit = agg_size), or the typed
+	// results of a finish (unit = 8 * result fields, agg_result).
+	unit  int
+	wrote []byte // what was written when unit > 0
 }
 
 // CallAggregate runs op over groups in one guest call and returns one entry
 // per group, in order: the new accumulator (add, merge) or the result
-// (finish: the text of a JSON object). The entries are copied out of guest
+// (finish: the text of a JSON object, which the host formats itself from
+// the values of a module with typed results, Results()). The entries are
+// copied out of guest
 // memory into one buffer the next call does not reuse. Errors are *Error,
 // as for Call.
 //
@@ -99,6 +106,17 @@ func (in *Instance) runAgg(ctx context.Context, call *aggCall) error {
 			}
 		}
 	}
+	call.unit = 0
+	switch {
+	case call.op == hostabi.AggFinish && m.resultFmt != nil:
+		call.unit = m.resultFmt.Size()
+	case call.fixed && call.op != hostabi.AggFinish:
+		call.unit = m.accSize
+	}
+	call.wrote = call.wrote[:0]
+	if want := call.n * call.unit; cap(call.wrote) < want {
+		call.wrote = make([]byte, 0, want)
+	}
 	in.agg = call
 	in.failMsg = ""
 	in.phase = phaseCall
@@ -117,11 +135,13 @@ func (in *Instance) runAgg(ctx context.Context, call *aggCall) error {
 		}
 		return &Error{Module: m.name, Export: export, Kind: Returned, Err: errors.New(msg)}
 	}
-	if call.fixed && call.op != hostabi.AggFinish {
-		if want := call.n * m.accSize; len(call.wrote) != want {
+	if call.unit > 0 {
+		if want := call.n * call.unit; len(call.wrote) != want {
 			return &Error{Module: m.name, Export: export, Kind: Malformed,
-				Err: fmt.Errorf("wrote %d bytes of accumulators; want %d (%d groups of %d bytes, agg_size)",
-					len(call.wrote), want, call.n, m.accSize)}
+				Err: fmt.Errorf("wrote %d bytes of %s; want %d (%s)", len(call.wrote), call.unitName(), want, call.unitDesc(m))}
+		}
+		if call.op == hostabi.AggFinish {
+			return in.formatResults(call)
 		}
 		return nil
 	}
@@ -131,6 +151,64 @@ func (in *Instance) runAgg(ctx context.Context, call *aggCall) error {
 	}
 	return nil
 }
+
+// unitName and unitDesc name what a call with unit > 0 writes, for errors.
+func (c *aggCall) unitName() string {
+	if c.op == hostabi.AggFinish {
+		return "results"
+	}
+	return "accumulators"
+}
+
+func (c *aggCall) unitDesc(m *Module) string {
+	if c.op == hostabi.AggFinish {
+		return fmt.Sprintf("%d groups of %d fields of 8 bytes, agg_result", c.n, len(m.results))
+	}
+	return fmt.Sprintf("%d groups of %d bytes, agg_size", c.n, m.accSize)
+}
+
+// formatResults turns the typed results a finish wrote (call.wrote, unit
+// bytes per group) into one JSON object text per group (call.out), in one
+// buffer.
+func (in *Instance) formatResults(c *aggCall) error {
+	f := in.m.resultFmt
+	u := c.unit
+	// The arena holds all the texts: sized by the previous call's average
+	// (a little more), it rarely grows and is not much larger than needed.
+	// (Append wants room for Width() bytes before each text.)
+	w := in.resWidth
+	if w == 0 {
+		w = f.Width()
+	}
+	arena := make([]byte, 0, c.n*w+f.Width())
+	ends := in.resEnds[:0]
+	for g := 0; g < c.n; g++ {
+		var err error
+		arena, err = f.Append(arena, c.wrote[g*u:(g+1)*u])
+		if err != nil {
+			in.resEnds = ends
+			return &Error{Module: in.m.name, Export: hostabi.ExportAggFinish, Kind: Malformed,
+				Err: fmt.Errorf("group %d: %w", g, err)}
+		}
+		ends = append(ends, len(arena))
+	}
+	in.resWidth = min(len(arena)/c.n+8, f.Width())
+	out := c.out[:0]
+	if cap(out) < c.n {
+		out = make([][]byte, 0, c.n)
+	}
+	start := 0
+	for _, e := range ends {
+		out = append(out, arena[start:e:e])
+		start = e
+	}
+	c.out, in.resEnds = out, ends[:0]
+	return nil
+}
+
+// Results are the typed fields of the module's aggregate result when it
+// declared them (agg_result); nil when its finish writes JSON text.
+func (m *Module) Results() []hostabi.ResultField { return m.results }
 
 // AccSize is the size in bytes of the module's accumulators when it
 // declared them fixed-size (agg_size), 0 when they are variable.
@@ -245,7 +323,9 @@ func (in *Instance) FinishFixed(ctx context.Context, accs []byte) ([][]byte, err
 	}
 	c := in.fixedCall(hostabi.AggFinish, accs)
 	c.out = make([][]byte, 0, n)
-	c.arena = make([]byte, 0, n*32)
+	if in.m.resultFmt == nil {
+		c.arena = make([]byte, 0, n*32)
+	}
 	err = in.runAgg(ctx, c)
 	out := c.out
 	c.out, c.arena, c.accs = nil, nil, nil
@@ -259,7 +339,6 @@ func (in *Instance) FinishFixed(ctx context.Context, accs []byte) ([][]byte, err
 func (in *Instance) fixedCall(op hostabi.AggOp, accs []byte) *aggCall {
 	c := &in.aggFixed
 	c.op, c.fixed, c.accs, c.n = op, true, accs, len(accs)/in.m.accSize
-	c.wrote = c.wrote[:0]
 	return c
 }
 
@@ -511,10 +590,10 @@ func (e malformedError) Unwrap() error { return e.error }
 // writeAgg takes one output chunk of an aggregate call.
 func (in *Instance) writeAgg(chunk []byte) {
 	c := in.agg
-	if c.fixed && c.op != hostabi.AggFinish {
-		if want := c.n * in.m.accSize; len(c.wrote)+len(chunk) > want {
+	if c.unit > 0 {
+		if want := c.n * c.unit; len(c.wrote)+len(chunk) > want {
 			in.abort("%s: %w", hostabi.FuncBatchWrite, malformedError{fmt.Errorf(
-				"more than the %d bytes of accumulators of the call (%d groups of %d bytes, agg_size)", want, c.n, in.m.accSize)})
+				"more than the %d bytes of %s of the call (%s)", want, c.unitName(), c.unitDesc(in.m))})
 		}
 		c.wrote = append(c.wrote, chunk...)
 		return

@@ -37,8 +37,8 @@ func accOf(t *testing.T, b []byte) (uint64, float64) {
 func TestAggregateContract(t *testing.T) {
 	e := testEngine(t)
 	m := load(t, e, "go_sumaggvar", Options{Function: Aggregate})
-	if m.AccSize() != 0 {
-		t.Fatalf("AccSize %d", m.AccSize())
+	if m.AccSize() != 0 || m.Results() != nil {
+		t.Fatalf("AccSize %d, Results %v", m.AccSize(), m.Results())
 	}
 	in, err := m.Instance(context.Background())
 	if err != nil {
@@ -130,6 +130,11 @@ func TestAggregateFixed(t *testing.T) {
 	m := load(t, e, "go_sumagg", Options{Function: Aggregate})
 	if m.AccSize() != 16 {
 		t.Fatalf("AccSize %d", m.AccSize())
+	}
+	// Typed results: the host formats them (the texts below).
+	if r := m.Results(); len(r) != 2 || r[0] != (hostabi.ResultField{Name: "wasm_count", Type: hostabi.ResultInt}) ||
+		r[1] != (hostabi.ResultField{Name: "wasm_sum", Type: hostabi.ResultFloat}) {
+		t.Fatalf("Results %v", r)
 	}
 	ctx := context.Background()
 	in, err := m.Instance(ctx)
@@ -322,10 +327,11 @@ func TestAggregateFixedRaw(t *testing.T) {
 }
 
 // BenchmarkAggregate measures the aggregate contract with the Go SDK guests
-// sumagg (fixed-size, AddFixed and FinishFixed) and sumaggvar (variable
-// size, CallAggregate), in the shape of the window benchmark: 1024 groups
-// of one record each (a new accumulator per group), then finish over the
-// 1024. Read ns/group.
+// sumagg (fixed-size, AddFixed and FinishFixed, typed results: the host
+// formats the JSON) and sumaggvar (variable size, CallAggregate, a Finish
+// that appends JSON text with strconv in Wasm), in the shape of the window
+// benchmark: 1024 groups of one record each (a new accumulator per group),
+// then finish over the 1024. Read ns/group.
 func BenchmarkAggregate(b *testing.B) {
 	e, err := NewEngine(b.TempDir())
 	if err != nil {
@@ -408,7 +414,7 @@ func BenchmarkAggregate(b *testing.B) {
 		perGroup(b)
 	})
 	copy(accs, others)
-	b.Run("fixed-finish", func(b *testing.B) {
+	b.Run("fixed-finish-typed", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := fin2.FinishFixed(ctx, accs); err != nil {
 				b.Fatal(err)

@@ -32,6 +32,7 @@ var (
 		hostabi.FuncLog:           {[]api.ValueType{i32, i32, i32}, nil, hostLog},
 		hostabi.FuncFail:          {[]api.ValueType{i32, i32}, nil, hostFail},
 		hostabi.FuncAggSize:       {[]api.ValueType{i32}, []api.ValueType{i32}, hostAggSize},
+		hostabi.FuncAggResult:     {[]api.ValueType{i32, i32}, []api.ValueType{i32}, hostAggResult},
 	}
 )
 
@@ -195,6 +196,49 @@ func hostAggSize(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	in.declAccSize = int(size)
 	stack[0] = 0
+}
+
+// hostAggResult is agg_result: during wsp_init, the typed fields of the
+// aggregate's result. The same declaration again is allowed, another is
+// not. A refused declaration returns a negative code and fails the load
+// with the reason (instantiate), whatever wsp_init returns.
+func hostAggResult(ctx context.Context, mod api.Module, stack []uint64) {
+	in := instanceOf(ctx)
+	if in.phase != phaseInit {
+		stack[0] = errCode(hostabi.ErrNotNow)
+		return
+	}
+	b := in.view(mod, hostabi.FuncAggResult, uint32(stack[0]), uint32(stack[1]))
+	fields, err := hostabi.ParseResultDecl(b)
+	if err == nil && in.declResults != nil && !equalResults(fields, in.declResults) {
+		err = &hostabi.ResultDeclError{Field: -1, Code: hostabi.ErrBadRequest,
+			Reason: "declared again with other fields than the first call"}
+	}
+	if err != nil {
+		if in.declErr == nil {
+			in.declErr = fmt.Errorf("%s refused: %w", hostabi.FuncAggResult, err)
+		}
+		code := hostabi.ErrBadRequest
+		if de, ok := err.(*hostabi.ResultDeclError); ok {
+			code = de.Code
+		}
+		stack[0] = errCode(code)
+		return
+	}
+	in.declResults = fields
+	stack[0] = uint64(uint32(len(fields)))
+}
+
+func equalResults(a, b []hostabi.ResultField) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func hostLog(ctx context.Context, mod api.Module, stack []uint64) {

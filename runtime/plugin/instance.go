@@ -138,11 +138,15 @@ type Instance struct {
 	agg      *aggCall
 	aggFixed aggCall         // reused by the fixed-size calls
 	flatRecs []record.Record // CallAggregate's records on a fixed-size module
+	resEnds  []int           // formatResults' scratch
+	resWidth int             // formatResults' estimate of a text's length (0: none yet)
 
 	// Declarations made during wsp_init.
 	declFields  []string
 	declPorts   []string
-	declAccSize int // agg_size; 0 when not called
+	declAccSize int                   // agg_size; 0 when not called
+	declResults []hostabi.ResultField // agg_result; nil when not called
+	declErr     error                 // a refused declaration: fails the load
 }
 
 // Instance returns an instance for one worker: the one made eagerly at load
@@ -228,6 +232,7 @@ func (in *Instance) instantiate(ctx context.Context) error {
 		return fail(hostabi.ExportABI, err)
 	}
 	in.declFields, in.declPorts, in.declAccSize = nil, nil, 0
+	in.declResults, in.declErr = nil, nil
 	if f := mod.ExportedFunction(hostabi.ExportInit); f != nil {
 		in.phase = phaseInit
 		in.failMsg = ""
@@ -235,6 +240,9 @@ func (in *Instance) instantiate(ctx context.Context) error {
 		in.phase = phaseIdle
 		if err != nil {
 			return fail(hostabi.ExportInit, err)
+		}
+		if in.declErr != nil {
+			return fail(hostabi.ExportInit, in.declErr)
 		}
 		if rc := int32(in.stack[0]); rc != 0 {
 			msg := in.failMsg
@@ -244,7 +252,7 @@ func (in *Instance) instantiate(ctx context.Context) error {
 			return fail(hostabi.ExportInit, errors.New(msg))
 		}
 	}
-	if err := m.declare(in.declFields, in.declPorts, in.declAccSize); err != nil {
+	if err := m.declare(in.declFields, in.declPorts, in.declAccSize, in.declResults); err != nil {
 		return fail(hostabi.ExportInit, err)
 	}
 	in.fn = mod.ExportedFunction(m.opts.Function.Export())

@@ -177,8 +177,10 @@ type Module struct {
 	mu         sync.Mutex
 	declared   bool
 	fieldPaths []string
-	ports      []string // ports[i] is port i+1
-	accSize    int      // agg_size: fixed accumulator size; 0 for variable
+	ports      []string              // ports[i] is port i+1
+	accSize    int                   // agg_size: fixed accumulator size; 0 for variable
+	results    []hostabi.ResultField // agg_result: typed result fields; nil for JSON text
+	resultFmt  *hostabi.ResultFormat // formats results; nil when results is
 	extractor  *jsonfields.Extractor
 
 	eager *Instance // made at load to fail fast; handed to the first worker (under mu)
@@ -415,14 +417,16 @@ func (m *Module) checkABI(v uint64) error {
 	return nil
 }
 
-// declare records the fields, ports and accumulator size an instance
-// declared in wsp_init, checking that every instance declares the same.
-func (m *Module) declare(fields, ports []string, accSize int) error {
+// declare records the fields, ports, accumulator size and result fields
+// an instance declared in wsp_init, checking that every instance declares
+// the same.
+func (m *Module) declare(fields, ports []string, accSize int, results []hostabi.ResultField) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.declared {
-		if !equalStrings(fields, m.fieldPaths) || !equalStrings(ports, m.ports) || accSize != m.accSize {
-			return errors.New("wsp_init declared different fields, ports or accumulator size than the first instance")
+		if !equalStrings(fields, m.fieldPaths) || !equalStrings(ports, m.ports) || accSize != m.accSize ||
+			!equalResults(results, m.results) {
+			return errors.New("wsp_init declared different fields, ports, accumulator size or results than the first instance")
 		}
 		return nil
 	}
@@ -433,7 +437,10 @@ func (m *Module) declare(fields, ports []string, accSize int) error {
 		}
 		m.extractor = ex
 	}
-	m.fieldPaths, m.ports, m.accSize, m.declared = fields, ports, accSize, true
+	if results != nil {
+		m.resultFmt = hostabi.NewResultFormat(results)
+	}
+	m.fieldPaths, m.ports, m.accSize, m.results, m.declared = fields, ports, accSize, results, true
 	return nil
 }
 

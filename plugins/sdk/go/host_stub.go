@@ -14,6 +14,7 @@ func hostConfigRead(p []byte) int32    { return stubhost.ConfigRead(p) }
 func hostDeclareFields(p []byte) int32 { return stubhost.DeclareFields(p) }
 func hostPort(name string) int32       { return stubhost.Port(name) }
 func hostAggSize(size int) int32       { return stubhost.AggSize(size) }
+func hostAggResult(p []byte) int32     { return stubhost.AggResult(p) }
 func hostLog(level int32, msg string)  { stubhost.Log(level, msg) }
 func hostFail(msg string)              { stubhost.Fail(msg) }
 

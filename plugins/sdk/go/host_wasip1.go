@@ -26,6 +26,9 @@ func wspPort(ptr unsafe.Pointer, len uint32) int32
 //go:wasmimport wsp agg_size
 func wspAggSize(size uint32) int32
 
+//go:wasmimport wsp agg_result
+func wspAggResult(ptr unsafe.Pointer, len uint32) int32
+
 //go:wasmimport wsp log
 func wspLog(level int32, ptr unsafe.Pointer, len uint32)
 
@@ -53,6 +56,10 @@ func hostPort(name string) int32 {
 }
 
 func hostAggSize(size int) int32 { return wspAggSize(uint32(size)) }
+
+func hostAggResult(p []byte) int32 {
+	return wspAggResult(unsafe.Pointer(unsafe.SliceData(p)), uint32(len(p)))
+}
 
 func hostLog(level int32, msg string) {
 	wspLog(level, unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -277,4 +278,120 @@ func BenchmarkKeep(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 	})
+}
+
+// aggBatch encodes a finish batch of accs: fixed (groups | op | accs) or
+// variable (groups | op | (acc_len | acc | items 0)*).
+func aggBatch(fixed bool, accs ...[]byte) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(len(accs)))
+	b = binary.LittleEndian.AppendUint32(b, aggFinish)
+	for _, a := range accs {
+		if !fixed {
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(a)))
+		}
+		b = append(b, a...)
+		if !fixed {
+			b = binary.LittleEndian.AppendUint32(b, 0)
+		}
+	}
+	return b
+}
+
+// TestTypedResults: with Results, Finish fills a zeroed dst of 8 bytes per
+// field in place, and the SDK declares the fields (agg_result) and writes
+// the values back without lengths, in both accumulator modes.
+func TestTypedResults(t *testing.T) {
+	for _, size := range []int{16, 0} {
+		resetRegistrations()
+		Aggregate(AggregateFuncs{
+			Size:    size,
+			Results: []ResultField{{"n", ResultInt}, {"s", ResultFloat}, {"b", ResultBool}},
+			Add:     func(acc []byte, r *Record) []byte { return acc },
+			Merge:   func(acc, other []byte) []byte { return acc },
+			Finish: func(dst, acc []byte) []byte {
+				if Uint64At(dst, 0)|Uint64At(dst, 8)|Uint64At(dst, 16) != 0 {
+					panic("dst is not zeroed")
+				}
+				PutInt64At(dst, 0, -Int64At(acc, 0))
+				PutFloat64At(dst, 8, Float64At(acc, 8)/2)
+				PutBoolAt(dst, 16, Int64At(acc, 0) > 1)
+				return dst
+			},
+		})
+		acc := func(n int64, s float64) []byte {
+			b := binary.LittleEndian.AppendUint64(nil, uint64(n))
+			return binary.LittleEndian.AppendUint64(b, math.Float64bits(s))
+		}
+		var got []byte
+		h := &stubhost.Host{Phase: stubhost.Init}
+		withHost(t, h, func() {
+			if rc := runInit(); rc != 0 {
+				t.Fatal(h.FailMsg)
+			}
+			if h.AccSize != size || string(h.Results) != "\x01\x01n\x02\x01s\x03\x01b" {
+				t.Fatalf("declared %d %q", h.AccSize, h.Results)
+			}
+			h.Phase = stubhost.Call
+			h.Input = aggBatch(size > 0, acc(1, 3), acc(5, -1))
+			h.Write = func(c []byte) int32 { got = append(got, c...); return 0 }
+			if rc := runAgg(aggFinish, 2); rc != 0 {
+				t.Fatal(h.FailMsg)
+			}
+		})
+		want := append(append(acc(-1, 1.5), make([]byte, 8)...), acc(-5, -0.5)...)
+		want = binary.LittleEndian.AppendUint64(want, 1)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("size %d: wrote % x\nwant % x", size, got, want)
+		}
+	}
+	// A Finish that does not return dst fails the call.
+	resetRegistrations()
+	Aggregate(AggregateFuncs{Size: 8, Results: []ResultField{{"n", ResultInt}},
+		Add: func(acc []byte, r *Record) []byte { return acc }, Merge: func(acc, other []byte) []byte { return acc },
+		Finish: func(dst, acc []byte) []byte { return append(dst, 0) }})
+	h := &stubhost.Host{Phase: stubhost.Init}
+	withHost(t, h, func() {
+		if rc := runInit(); rc != 0 {
+			t.Fatal(h.FailMsg)
+		}
+		h.Phase = stubhost.Call
+		h.Input = aggBatch(true, make([]byte, 8))
+		h.Write = func(c []byte) int32 { return 0 }
+		if rc := runAgg(aggFinish, 1); rc == 0 || !strings.Contains(h.FailMsg, "must fill dst in place") {
+			t.Fatalf("rc %d, %q", rc, h.FailMsg)
+		}
+	})
+	resetRegistrations()
+}
+
+// TestBadResults: Aggregate refuses bad Results at registration.
+func TestBadResults(t *testing.T) {
+	defer resetRegistrations()
+	var many []ResultField
+	for i := 0; i < 65; i++ {
+		many = append(many, ResultField{Name: itoa(int64(i)), Type: ResultInt})
+	}
+	for _, c := range []struct {
+		results []ResultField
+		msg     string
+	}{
+		{[]ResultField{{"a", ResultInt}, {"a", ResultFloat}}, `Results[1] ("a"): Name declared twice`},
+		{[]ResultField{{"", ResultInt}}, `Results[0]: empty Name`},
+		{[]ResultField{{"a", 7}}, `Results[0] ("a"): unknown Type 7`},
+		{[]ResultField{{"a\tb", ResultInt}}, `control character`},
+		{[]ResultField{{"\xff", ResultInt}}, `not valid UTF-8`},
+		{[]ResultField{{strings.Repeat("x", 256), ResultInt}}, `longer than 255 bytes`},
+		{many, `65 Results; the host allows 64`},
+	} {
+		resetRegistrations()
+		func() {
+			defer func() {
+				if v := recover(); v == nil || !strings.Contains(fmt.Sprint(v), c.msg) {
+					t.Errorf("%v: panic %v, want %q", c.results, v, c.msg)
+				}
+			}()
+			Aggregate(AggregateFuncs{Results: c.results, Add: func(acc []byte, r *Record) []byte { return acc },
+				Merge: func(acc, other []byte) []byte { return acc }, Finish: func(dst, acc []byte) []byte { return dst }})
+		}()
+	}
 }

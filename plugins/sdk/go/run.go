@@ -97,6 +97,12 @@ func runInit() (rc int32) {
 			return 1
 		}
 	}
+	if a := reg.aggregate; a != nil && len(a.Results) > 0 {
+		if rc := hostAggResult(resultDecl(a.Results)); rc < 0 {
+			hostFail("wsp: agg_result: " + errName(rc))
+			return 1
+		}
+	}
 	if reg.onInit != nil {
 		if err := reg.onInit(readConfig()); err != nil {
 			hostFail(err.Error())

@@ -1,25 +1,29 @@
 // Command sumagg is a test guest for the aggregate contract with fixed-size
-// accumulators (Size 16, agg_size): per window it keeps the count and the
-// sum of the field "v" and finishes them as {"wasm_count":N,"wasm_sum":S}.
-// The host tests and the window benchmark compare it with the built-in
-// count() and sum(v). sumaggvar is the same with variable-size
-// accumulators.
+// accumulators (Size 16, agg_size) and typed results (agg_result): per
+// window it keeps the count and the sum of the field "v" and finishes them
+// as {"wasm_count":N,"wasm_sum":S}, which the host formats from the two
+// typed values Finish stores. The host tests and the window benchmark
+// compare it with the built-in count() and sum(v). sumaggvar is the same
+// with variable-size accumulators and a JSON-text Finish.
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o plugins/testdata/wasm/go_sumagg.wasm ./plugins/testdata/go/sumagg
 package main
 
 import (
-	"strconv"
-
 	wsp "github.com/wsp-project/wsp/plugins/sdk/go"
 )
 
 // The accumulator: count u64 | sum f64, little-endian. All zero (a new
-// window) is count 0, sum 0.
+// window) is count 0, sum 0. It is also the layout of the result, so
+// Finish copies it.
 func init() {
 	wsp.Fields("v")
 	wsp.Aggregate(wsp.AggregateFuncs{
 		Size: 16,
+		Results: []wsp.ResultField{
+			{Name: "wasm_count", Type: wsp.ResultInt},
+			{Name: "wasm_sum", Type: wsp.ResultFloat},
+		},
 		Add: func(acc []byte, r *wsp.Record) []byte {
 			wsp.PutUint64At(acc, 0, wsp.Uint64At(acc, 0)+1)
 			if x, ok := r.Field(0).Float(); ok {
@@ -33,11 +37,9 @@ func init() {
 			return acc
 		},
 		Finish: func(dst, acc []byte) []byte {
-			dst = append(dst, `{"wasm_count":`...)
-			dst = strconv.AppendUint(dst, wsp.Uint64At(acc, 0), 10)
-			dst = append(dst, `,"wasm_sum":`...)
-			dst = strconv.AppendFloat(dst, wsp.Float64At(acc, 8), 'g', -1, 64)
-			return append(dst, '}')
+			wsp.PutInt64At(dst, 0, wsp.Int64At(acc, 0))
+			wsp.PutFloat64At(dst, 8, wsp.Float64At(acc, 8))
+			return dst
 		},
 	})
 }

@@ -10,7 +10,10 @@ package stubhost
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Phase is what the host is doing with the guest.
@@ -38,6 +41,7 @@ const (
 	MaxFailLength = 4096
 	MaxLogLength  = 64 << 10
 	MaxAccSize    = 64 << 10
+	MaxResults    = 64 // agg_result fields
 )
 
 // LogLine is one line the guest logged.
@@ -56,6 +60,7 @@ type Host struct {
 	Write   func(chunk []byte) int32
 	Fields  []string // declared field paths
 	AccSize int      // agg_size; 0 when not called
+	Results []byte   // agg_result's declaration; nil when not called
 	Ports   []string // Ports[k-1] is port k
 	FailMsg string
 	Logs    []LogLine
@@ -174,6 +179,41 @@ func AggSize(size int) int32 {
 	}
 	h.AccSize = size
 	return 0
+}
+
+// AggResult is agg_result: it checks the declaration as the host does
+// (type u8 in 1..3 | name_len u8 >= 1 | name: UTF-8 without control
+// characters, unique; 1 to MaxResults fields) and returns the number of
+// fields. The same declaration again is allowed, another is not.
+func AggResult(p []byte) int32 {
+	h := cur()
+	if h.Phase != Init {
+		return ErrNotNow
+	}
+	if len(p) == 0 {
+		return ErrBadRequest
+	}
+	var names []string
+	for q := 0; q < len(p); {
+		if len(names) == MaxResults {
+			return ErrTooMany
+		}
+		if len(p)-q < 2 || p[q] < 1 || p[q] > 3 || p[q+1] == 0 || int(p[q+1]) > len(p)-q-2 {
+			return ErrBadRequest
+		}
+		name := string(p[q+2 : q+2+int(p[q+1])])
+		q += 2 + len(name)
+		if !utf8.ValidString(name) || strings.IndexFunc(name, func(r rune) bool { return r < 0x20 }) >= 0 ||
+			slices.Contains(names, name) {
+			return ErrBadRequest
+		}
+		names = append(names, name)
+	}
+	if h.Results != nil && !bytes.Equal(h.Results, p) {
+		return ErrBadRequest
+	}
+	h.Results = bytes.Clone(p)
+	return int32(len(names))
 }
 
 // Log is log.
