@@ -68,6 +68,10 @@ func (r *Record) SetMeta(k string, v []byte) {
 type Source struct {
 	Input     string // the input's name in the pipeline, e.g. "input"
 	Partition string // e.g. the file path; "" for single-partition inputs
+	// PartitionEnd marks the last batch of Partition: no more records come
+	// from it (a file read to its end, a broker child that finished), so it
+	// stops holding the watermark back. The batch may have no records.
+	PartitionEnd bool
 }
 
 // String renders the source for error messages.

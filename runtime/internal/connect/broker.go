@@ -237,7 +237,10 @@ func (in *brokerInput) Read(ctx context.Context) (*record.Batch, AckFunc, error)
 				in.ended = true
 				return nil, nil, ErrEndOfInput
 			}
-			continue
+			// The others go on: an empty batch says that this child's
+			// partition has ended, so it stops holding the watermark back.
+			end := &record.Batch{Source: record.Source{Input: in.name, Partition: childPartition(it.child), PartitionEnd: true}}
+			return end, func(context.Context, error) error { return nil }, nil
 		}
 		if it.err != nil {
 			return nil, nil, it.err
@@ -251,16 +254,34 @@ func (in *brokerInput) Read(ctx context.Context) (*record.Batch, AckFunc, error)
 // batch out again (a native file input replays nacked batches).
 func (in *brokerInput) relabel(i int, b *record.Batch) *record.Batch {
 	nb := *b
-	p := "inputs[" + strconv.Itoa(i) + "]"
+	p := childPartition(i)
 	if b.Source.Partition != "" {
 		p += "/" + b.Source.Partition
 	}
-	nb.Source = record.Source{Input: in.name, Partition: p}
+	nb.Source = record.Source{Input: in.name, Partition: p, PartitionEnd: b.Source.PartitionEnd}
 	if b.Recycle != nil {
 		recycle := b.Recycle
 		nb.Recycle = func(*record.Batch) { recycle(b) }
 	}
 	return &nb
+}
+
+func childPartition(i int) string { return "inputs[" + strconv.Itoa(i) + "]" }
+
+// Partitions implements Partitioned: the children are read at once, so each
+// holds the watermark back from the start (a nested broker's children each).
+func (in *brokerInput) Partitions() []string {
+	var ps []string
+	for i, c := range in.children {
+		if pc, ok := c.(Partitioned); ok {
+			for _, p := range pc.Partitions() {
+				ps = append(ps, childPartition(i)+"/"+p)
+			}
+			continue
+		}
+		ps = append(ps, childPartition(i))
+	}
+	return ps
 }
 
 // Close implements Input.

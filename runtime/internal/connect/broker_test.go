@@ -315,13 +315,21 @@ func TestBrokerFanIn(t *testing.T) {
 		got := map[string]string{}
 		var errs []error
 		var ackY AckFunc
-		for len(got) < 2 {
+		for len(got) < 3 {
 			b, ack, err := in.Read(ctx)
 			if err != nil {
 				errs = append(errs, err)
 				if len(errs) > 1 {
 					t.Fatalf("errors %v", errs)
 				}
+				continue
+			}
+			if b.Len() == 0 {
+				// c0 ended while c1 goes on: its partition's end is marked.
+				if !b.Source.PartitionEnd || b.Source.Partition != "inputs[0]" || ack(ctx, nil) != nil {
+					t.Fatalf("an empty batch: %+v", b.Source)
+				}
+				got["end of c0"] = "marked"
 				continue
 			}
 			v := string(b.Records[0].Value)
@@ -431,4 +439,17 @@ func TestBrokerRelabelCopies(t *testing.T) {
 	if recycled != b {
 		t.Error("Recycle does not get the child's batch")
 	}
+}
+
+// TestBrokerPartitions: a broker names its children's partitions up front
+// (nested brokers' children too), so each holds the watermark back from the
+// start, however the children's first batches interleave.
+func TestBrokerPartitions(t *testing.T) {
+	inner := newFanIn("in.broker.inputs[1]", []Input{newFakeChild(t), newFakeChild(t)})
+	outer := newFanIn("in", []Input{newFakeChild(t), inner})
+	got := strings.Join(outer.Partitions(), " ")
+	if want := "inputs[0] inputs[1]/inputs[0] inputs[1]/inputs[1]"; got != want {
+		t.Fatalf("partitions %q, want %q", got, want)
+	}
+	var _ Partitioned = outer
 }

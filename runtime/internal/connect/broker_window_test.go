@@ -33,6 +33,7 @@ type slowFirstInput struct {
 
 	queue     []readItem
 	held      *readItem
+	after     []readItem // batches of the held batch's partition after it (order within a partition is kept)
 	firstSent bool
 }
 
@@ -50,6 +51,10 @@ func (s *slowFirstInput) next(ctx context.Context) (readItem, error) {
 		it := readItem{b, ack}
 		if s.shared {
 			b.Source.Partition = ""
+		}
+		if s.held != nil && b.Source.Partition == s.held.b.Source.Partition {
+			s.after = append(s.after, it) // such as the empty batch marking the partition's end
+			continue
 		}
 		for _, r := range b.Records {
 			if string(r.Value) == s.lastLine {
@@ -82,6 +87,7 @@ func (s *slowFirstInput) Read(ctx context.Context) (*record.Batch, connect.AckFu
 	it, err := s.next(ctx)
 	if errors.Is(err, connect.ErrEndOfInput) && s.held != nil {
 		it, s.held = *s.held, nil
+		s.queue = append(s.queue, s.after...)
 		return it.b, it.ack, nil
 	}
 	if err != nil {

@@ -43,6 +43,17 @@ type Input interface {
 	Close(ctx context.Context) error
 }
 
+// Partitioned is implemented by an input whose partitions are all read at
+// once from the start (the children of a broker): Partitions names them
+// (as in record.Source.Partition, or the prefix of those names before a
+// "/"), so that each holds the watermark back from the start instead of
+// joining once its first records come. An input that reads its partitions
+// one after the other (the files of a file input) does not implement it:
+// only the partition being read counts, as in Flink's file source.
+type Partitioned interface {
+	Partitions() []string
+}
+
 // Output consumes batches.
 //
 // Contract: Write is called from one goroutine, one call at a time, in the

@@ -46,6 +46,7 @@ func readAll(t testing.TB, in Input) ([]got, []int) {
 	ctx := testCtx(t)
 	var out []got
 	var sizes []int
+	ended := map[string]bool{}
 	for {
 		b, ack, err := in.Read(ctx)
 		if errors.Is(err, ErrEndOfInput) {
@@ -53,6 +54,21 @@ func readAll(t testing.TB, in Input) ([]got, []int) {
 		}
 		if err != nil {
 			t.Fatalf("Read: %v", err)
+		}
+		// A partition's end is marked once, on its last batch (which may be
+		// empty: then it is not counted in sizes).
+		if ended[b.Source.Partition] {
+			t.Fatalf("a batch of partition %q after its end", b.Source.Partition)
+		}
+		ended[b.Source.Partition] = b.Source.PartitionEnd
+		if b.Len() == 0 {
+			if !b.Source.PartitionEnd {
+				t.Fatalf("an empty batch that marks nothing")
+			}
+			if err := ack(ctx, nil); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+			continue
 		}
 		sizes = append(sizes, b.Len())
 		out = append(out, records(b)...)

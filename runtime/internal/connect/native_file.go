@@ -67,6 +67,8 @@ type inputFile struct {
 	st       *fileState
 	pathMeta []byte
 	failErr  error // a read error to report once the lines before it are delivered
+	sent     bool  // a batch of it was handed out
+	endSent  bool  // its end was marked (Source.PartitionEnd)
 }
 
 type replayBatch struct {
@@ -141,8 +143,16 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 			if err := in.finishFile(false); err != nil {
 				return nil, nil, err
 			}
+			if cf.sent && !cf.endSent {
+				// The file ended on a batch boundary: an empty batch marks
+				// the end of its partition (watermarks).
+				end := &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}}
+				return end, func(context.Context, error) error { return nil }, nil
+			}
 			continue
 		}
+		cf.sent = true
+		cf.endSent = b.Source.PartitionEnd
 		in.mu.Lock()
 		cf.st.outstanding++
 		in.mu.Unlock()
@@ -225,6 +235,7 @@ func (in *fileInput) fill(ctx context.Context, cf *inputFile) (*record.Batch, er
 	var recs []record.Record
 	var err error
 	n := 0
+	eof := false
 	for n < in.batchSize {
 		tok, num, ok, lerr := cf.sp.nextLine(ctx, true)
 		if lerr != nil {
@@ -232,6 +243,7 @@ func (in *fileInput) fill(ctx context.Context, cf *inputFile) (*record.Batch, er
 			break
 		}
 		if !ok {
+			eof = true
 			break
 		}
 		if recs == nil {
@@ -249,8 +261,9 @@ func (in *fileInput) fill(ctx context.Context, cf *inputFile) (*record.Batch, er
 	// No per-record `path` metadata (Benthos sets it): the file is the
 	// batch's Source.Partition, which error records and watermarks use, and
 	// metadata on every record would be copied into every Wasm call.
+	// The last batch of a file ends its partition (watermarks).
 	return &record.Batch{
-		Source:  record.Source{Input: in.name, Partition: cf.st.path},
+		Source:  record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: eof && err == nil},
 		Records: recs,
 	}, err
 }

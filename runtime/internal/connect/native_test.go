@@ -346,3 +346,37 @@ func TestNativeStdout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNativeFileMarksPartitionEnd: the last batch of each file carries
+// Source.PartitionEnd (watermarks stop waiting for the file); a file that
+// ends on a batch boundary gets an empty batch that marks it.
+func TestNativeFileMarksPartitionEnd(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	if err := os.WriteFile(a, []byte("1\n2\n3\n4\n"), 0o644); err != nil { // two full batches
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte("5\n6\n7\n"), 0o644); err != nil { // a full batch and one line
+		t.Fatal(err)
+	}
+	i := mustInput(t, map[string]any{"file": map[string]any{"paths": []any{a, b}}}, Options{Native: true, BatchSize: 2})
+	ctx := testCtx(t)
+	var got []string
+	for {
+		bt, ack, err := i.Read(ctx)
+		if errors.Is(err, ErrEndOfInput) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s:%d:%v", filepath.Base(bt.Source.Partition), bt.Len(), bt.Source.PartitionEnd))
+		if err := ack(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "a.jsonl:2:false a.jsonl:2:false a.jsonl:0:true b.jsonl:2:false b.jsonl:1:true"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("batches %q\nwant     %q", strings.Join(got, " "), want)
+	}
+}

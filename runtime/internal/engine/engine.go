@@ -189,6 +189,7 @@ const toKeyed = -1
 type job struct {
 	seq   uint64
 	batch *record.Batch
+	src   record.Source // the input batch's, kept for the keyed stage (partition end)
 	ack   connect.AckFunc
 	dests []dest
 }
@@ -315,6 +316,11 @@ func Run(ctx, hard context.Context, cfg Config) error {
 			chains = append(chains, ch)
 		}
 		e.keyed = newKeyedStage(k, cfg.Workers, len(cfg.Steps), cfg.MaxInFlight)
+		if pi, ok := cfg.Input.(connect.Partitioned); ok {
+			for _, p := range pi.Partitions() {
+				e.keyed.wmt.Expect(p)
+			}
+		}
 	}
 
 	jobs := make(chan *job, cfg.Workers)
@@ -403,14 +409,17 @@ func (e *engine) read(ctx context.Context, jobs chan<- *job) (ended bool, err er
 		backoff = e.cfg.RetryInitial
 		e.m.InputRecords.Add(int64(b.Len() + len(b.Unreadable)))
 		e.m.InputBatches.Add(1)
-		if b.Len() == 0 && len(b.Unreadable) == 0 {
+		if b.Len() == 0 && len(b.Unreadable) == 0 && !(b.Source.PartitionEnd && e.keyed != nil) {
 			if err := ack(context.Background(), nil); err != nil {
 				e.ackFailed(err)
 			}
 			<-e.slots
 			continue
 		}
-		jobs <- &job{seq: seq, batch: b, ack: ack}
+		// An empty batch that ends a partition still goes through, in
+		// order, so the keyed stage learns of the end after the
+		// partition's last records.
+		jobs <- &job{seq: seq, batch: b, src: b.Source, ack: ack}
 		seq++
 	}
 }
@@ -429,6 +438,9 @@ func (e *engine) process(ctx context.Context, ws []StepWorker, j *job) {
 		if cur.Len() == 0 {
 			return
 		}
+	}
+	if cur.Len() == 0 {
+		return // only marks a partition's end
 	}
 	j.dests = e.runSteps(ctx, ws, 0, cur, j.dests)
 	if e.keyed != nil {
@@ -557,6 +569,11 @@ func (e *engine) dispatch(j *job) {
 			subs = e.dispatchKeyed(j, b)
 			break
 		}
+	}
+	if e.keyed != nil && j.src.PartitionEnd {
+		// After the partition's last records were observed (above, or in
+		// earlier jobs: dispatch runs in input order).
+		e.keyed.wmt.End(j.src.Partition)
 	}
 	nsubs := 0
 	for _, s := range subs {

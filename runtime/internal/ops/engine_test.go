@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wsp-project/wsp/runtime/internal/connect"
 	"github.com/wsp-project/wsp/runtime/internal/engine"
@@ -530,5 +531,97 @@ func wasmAggregateMatches(t *testing.T, guest string) {
 				t.Fatal("no session merged: the data does not exercise merge")
 			}
 		}
+	}
+}
+
+// seqFilesInput is two files read one after the other, as a file input
+// does: "a" (times 0..99 s, its last batch marked as the partition's end),
+// then "b" (times 100..299 s). Before ending, it waits until the output has
+// seen a window of b's, so the test learns whether b's windows fire while
+// the input is still open.
+type seqFilesInput struct {
+	batches  []*record.Batch
+	next     int
+	out      *sliceOutput
+	until    func(vals []string) bool
+	timedOut bool
+}
+
+func (s *seqFilesInput) Read(ctx context.Context) (*record.Batch, connect.AckFunc, error) {
+	if s.next < len(s.batches) {
+		b := s.batches[s.next]
+		s.next++
+		return b, func(context.Context, error) error { return nil }, nil
+	}
+	deadline := time.After(5 * time.Second) // a guard against a hang, not a measurement
+	for {
+		s.out.mu.Lock()
+		ok := s.until(s.out.vals)
+		s.out.mu.Unlock()
+		if ok {
+			return nil, nil, connect.ErrEndOfInput
+		}
+		select {
+		case <-deadline:
+			s.timedOut = true // end the input anyway: the test then fails, not hangs
+			return nil, nil, connect.ErrEndOfInput
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func (s *seqFilesInput) Close(context.Context) error { return nil }
+
+// TestEndedPartitionReleasesWatermark: once a file has been read to its end
+// (record.Source.PartitionEnd), it no longer holds the watermark back, so
+// the next file's windows fire as its data goes, not only at the end of the
+// whole input.
+func TestEndedPartitionReleasesWatermark(t *testing.T) {
+	var batches []*record.Batch
+	for _, f := range []struct {
+		name     string
+		from, to int
+	}{{"a", 0, 100}, {"b", 100, 300}} {
+		for s := f.from; s < f.to; s += 10 {
+			b := &record.Batch{Source: record.Source{Input: "files", Partition: f.name}}
+			for t := s; t < s+10; t++ {
+				b.Records = append(b.Records, record.Record{Value: fmt.Appendf(nil, `{"id":"k","v":1,"ts":%d}`, t*1000)})
+			}
+			b.Source.PartitionEnd = f.name == "a" && s+10 == f.to
+			batches = append(batches, b)
+		}
+	}
+	out, errs := &sliceOutput{}, &sliceOutput{}
+	in := &seqFilesInput{batches: batches, out: out, until: func(vals []string) bool {
+		for _, v := range vals {
+			if strings.Contains(v, `"window_start":200000`) {
+				return true
+			}
+		}
+		return false
+	}}
+	key := &KeyStep{StepName: "key", From: Source{Field: "id"}}
+	ts := &TimeStep{StepName: "ts", From: Source{Field: "ts"}}
+	w := &WindowStep{StepName: "w", Size: 50_000, KeyName: "id"}
+	for _, v := range []interface{ Validate() error }{key, ts, w} {
+		if err := v.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := engine.Run(context.Background(), context.Background(), engine.Config{
+		Input: in, Steps: []engine.Step{key, ts}, Workers: 2, Metrics: engine.NewMetrics(),
+		Keyed:  &engine.Keyed{Chain: []engine.ChainStep{{Keyed: w}}, OutOfOrder: 1000},
+		Output: engine.Output{Out: out}, ErrorOutput: engine.Output{Out: errs},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.timedOut {
+		t.Fatal("the second file's windows did not fire before the end of input: the first file's end still holds the watermark")
+	}
+	if len(out.vals) != 6 || len(errs.vals) != 0 {
+		t.Fatalf("%d results, %d errors: %v", len(out.vals), len(errs.vals), out.vals)
 	}
 }

@@ -15,7 +15,13 @@ import (
 //     over the active ones. A partition without records for the idle timeout
 //     stops holding the watermark back; when it comes back it is ignored
 //     until its own watermark catches up with the operator's.
-//   - The end of a bounded partition raises its watermark to the maximum.
+//   - A partition that has ended (its last batch seen) stops holding the
+//     watermark back. When every partition has ended the watermark stays
+//     where it is: more partitions may come (the next file of an input);
+//     the end of the whole input is the caller's to signal (EndOfTime).
+//   - Expect registers a partition before its first batch (a broker child,
+//     read at the same time as the others): it holds the watermark back from
+//     the start, instead of joining late like a partition that appears.
 
 // NoWatermark is the watermark before any record: nothing is known.
 const NoWatermark = math.MinInt64
@@ -28,6 +34,7 @@ type partition struct {
 	lastSeen time.Time
 	active   bool // holds the operator watermark back
 	ended    bool
+	expected bool // registered by Expect; replaced by its first real partition
 }
 
 // Tracker computes an operator's watermark from its input partitions. It
@@ -59,6 +66,12 @@ func (t *Tracker) part(name string) *partition {
 	}
 	p, ok := t.parts[name]
 	if !ok {
+		// The first partition of an expected prefix takes its place.
+		for pre, e := range t.parts {
+			if e.expected && len(name) > len(pre) && name[:len(pre)] == pre && name[len(pre)] == '/' {
+				delete(t.parts, pre)
+			}
+		}
 		p = &partition{wm: NoWatermark, active: true}
 		t.parts[name] = p
 		if t.started && t.current != NoWatermark {
@@ -91,10 +104,22 @@ func (t *Tracker) Observe(partition string, maxTime int64) {
 	}
 }
 
-// End marks a bounded partition as finished.
+// End marks a partition as finished: it no longer holds the watermark
+// back.
 func (t *Tracker) End(partition string) {
 	p := t.part(partition)
-	p.ended, p.wm, p.active = true, EndOfTime, true
+	p.ended, p.active, p.expected = true, false, false
+}
+
+// Expect registers partition before any of its records: from the start it
+// holds the watermark back (at NoWatermark until its records come), as the
+// inputs read at the same time as the others should. Its first records may
+// also come under partition + "/" + a sub-partition (a broker child's own
+// files): the first of those replaces it. Call it before the first
+// Watermark.
+func (t *Tracker) Expect(partition string) {
+	p := t.part(partition)
+	p.expected, p.lastSeen = true, t.now()
 }
 
 // Watermark is the operator watermark: the minimum over the active

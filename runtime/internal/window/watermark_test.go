@@ -67,13 +67,50 @@ func TestWatermarkMinOverPartitionsAndIdle(t *testing.T) {
 func TestWatermarkEnd(t *testing.T) {
 	tr := &Tracker{OutOfOrder: 10, Now: (&fakeClock{t: time.Unix(0, 0)}).Now}
 	tr.Observe("a", 100)
-	tr.Observe("b", 100)
-	tr.End("a")
-	if w := tr.Watermark(); w != 89 {
-		t.Fatalf("one partition ended: %d, want 89", w)
+	tr.Observe("b", 50)
+	if w := tr.Watermark(); w != 39 {
+		t.Fatalf("b holds it: %d, want 39", w)
 	}
 	tr.End("b")
-	if w := tr.Watermark(); w != EndOfTime {
-		t.Fatalf("all ended: %d, want EndOfTime so every window fires", w)
+	if w := tr.Watermark(); w != 89 {
+		t.Fatalf("b ended: %d, want 89 (a's)", w)
+	}
+	tr.End("a")
+	tr.Observe("a", 5000) // a batch replayed after the end moves nothing
+	if w := tr.Watermark(); w != 89 {
+		t.Fatalf("all ended: %d, want 89 kept (the next file may come; the input's end is signalled apart)", w)
+	}
+	// The next file of the input joins as a late partition: once it has
+	// caught up, it moves the watermark alone.
+	tr.Observe("c", 60)
+	if w := tr.Watermark(); w != 89 {
+		t.Fatalf("c behind: %d", w)
+	}
+	tr.Observe("c", 200)
+	if w := tr.Watermark(); w != 189 {
+		t.Fatalf("c caught up: %d, want 189", w)
+	}
+}
+
+// TestWatermarkExpect: expected partitions hold the watermark from the
+// start, until their own records (possibly under a sub-partition) come, or
+// they end.
+func TestWatermarkExpect(t *testing.T) {
+	tr := &Tracker{OutOfOrder: 0, Now: (&fakeClock{t: time.Unix(0, 0)}).Now}
+	for _, p := range []string{"inputs[0]", "inputs[1]", "inputs[2]"} {
+		tr.Expect(p)
+	}
+	tr.Observe("inputs[0]", 1000)
+	if w := tr.Watermark(); w != NoWatermark {
+		t.Fatalf("two children not heard from: %d", w)
+	}
+	tr.Observe("inputs[1]/logs/a.jsonl", 500) // a file child: its file replaces inputs[1]
+	tr.End("inputs[2]")                       // a child that ended without records
+	if w := tr.Watermark(); w != 499 {
+		t.Fatalf("W = %d, want 499 (the minimum over inputs[0] and inputs[1]'s file)", w)
+	}
+	tr.Observe("inputs[1]x", 10) // not under the prefix: a partition of its own, joining late
+	if w := tr.Watermark(); w != 499 {
+		t.Fatalf("W = %d", w)
 	}
 }
