@@ -13,11 +13,13 @@ vet:
 test: vet
 	$(GO) test -count=1 -timeout 20m ./...
 	cd plugins/sdk/go && $(GO) test -count=1 ./...
+	$(GO) test -count=1 ./plugins/testdata/go/sumagg/
 
 # Long forms of the soaks and end-to-end runs (1 M readings, many rounds).
 test-long: vet
 	WSP_TEST_LONG=1 $(GO) test -count=1 -timeout 60m ./...
 	cd plugins/sdk/go && $(GO) test -count=1 ./...
+	$(GO) test -count=1 ./plugins/testdata/go/sumagg/
 
 # The sensor example (builds the Go Wasm cleaner itself).
 sensors:

@@ -25,6 +25,9 @@ func init() {
 		Process:   func(n int32) int32 { return runBatch(exportProcess, n) },
 		Key:       func(n int32) int32 { return runBatch(exportKey, n) },
 		Timestamp: func(n int32) int32 { return runBatch(exportTimestamp, n) },
+		AggAdd:    func(n int32) int32 { return runAgg(aggAdd, n) },
+		AggMerge:  func(n int32) int32 { return runAgg(aggMerge, n) },
+		AggFinish: func(n int32) int32 { return runAgg(aggFinish, n) },
 		Reset:     resetRegistrations,
 	}
 }

@@ -46,47 +46,54 @@ const (
 func EncodeBatch(recs []Record, fields []string) []byte {
 	b := make([]byte, batchHeaderSize, 1024)
 	le.PutUint32(b, uint32(len(recs)))
-	for i, r := range recs {
-		var flags uint8
-		if r.Time != nil {
-			flags |= flagHasTime
-		}
-		if r.Key != nil {
-			flags |= flagHasKey
-		}
-		var meta []byte
-		for _, m := range r.Meta {
-			meta = le.AppendUint32(meta, uint32(len(m.Name)))
-			meta = append(meta, m.Name...)
-			meta = le.AppendUint32(meta, uint32(len(m.Value)))
-			meta = append(meta, m.Value...)
-		}
-		var fsec []byte
-		if len(fields) > 0 {
-			var notJSON bool
-			fsec, notJSON = ExtractFields(r.Value, fields)
-			if notJSON {
-				flags |= flagNotJSON
-			}
-		}
-		var t int64
-		if r.Time != nil {
-			t = *r.Time
-		}
-		b = le.AppendUint32(b, uint32(i))
-		b = le.AppendUint16(b, 0)
-		b = append(b, 0, flags)
-		b = le.AppendUint64(b, uint64(t))
-		b = le.AppendUint32(b, uint32(len(r.Key)))
-		b = le.AppendUint32(b, uint32(len(r.Value)))
-		b = le.AppendUint32(b, uint32(len(meta)))
-		b = le.AppendUint32(b, uint32(len(fsec)))
-		b = append(b, r.Key...)
-		b = append(b, r.Value...)
-		b = append(b, meta...)
-		b = append(b, fsec...)
+	for i := range recs {
+		b = appendRecord(b, uint32(i), &recs[i], fields)
 	}
 	return b
+}
+
+// appendRecord appends r as a record of an input batch with the given
+// index (its position in the batch, or in an aggregate batch its position
+// in its group or its group's number), with a fields section for fields.
+func appendRecord(b []byte, index uint32, r *Record, fields []string) []byte {
+	var flags uint8
+	if r.Time != nil {
+		flags |= flagHasTime
+	}
+	if r.Key != nil {
+		flags |= flagHasKey
+	}
+	var meta []byte
+	for _, m := range r.Meta {
+		meta = le.AppendUint32(meta, uint32(len(m.Name)))
+		meta = append(meta, m.Name...)
+		meta = le.AppendUint32(meta, uint32(len(m.Value)))
+		meta = append(meta, m.Value...)
+	}
+	var fsec []byte
+	if len(fields) > 0 {
+		var notJSON bool
+		fsec, notJSON = ExtractFields(r.Value, fields)
+		if notJSON {
+			flags |= flagNotJSON
+		}
+	}
+	var t int64
+	if r.Time != nil {
+		t = *r.Time
+	}
+	b = le.AppendUint32(b, index)
+	b = le.AppendUint16(b, 0)
+	b = append(b, 0, flags)
+	b = le.AppendUint64(b, uint64(t))
+	b = le.AppendUint32(b, uint32(len(r.Key)))
+	b = le.AppendUint32(b, uint32(len(r.Value)))
+	b = le.AppendUint32(b, uint32(len(meta)))
+	b = le.AppendUint32(b, uint32(len(fsec)))
+	b = append(b, r.Key...)
+	b = append(b, r.Value...)
+	b = append(b, meta...)
+	return append(b, fsec...)
 }
 
 // ExtractFields encodes the fields section for JSON value v and the dotted

@@ -18,6 +18,15 @@
 //		}
 //	}
 //
+// An aggregate (wsp.Aggregate) is tested with AggAdd, AggMerge and
+// AggFinish (one window) or their Groups forms (one call over many
+// windows), in the batch formats of the module's accumulator mode:
+//
+//	acc := h.AggAdd(nil, wsptest.JSON(`{"v":1}`), wsptest.JSON(`{"v":2}`))
+//	if got := h.AggFinish(acc); got != `{"count":2,"sum":3}` {
+//		t.Fatal(got)
+//	}
+//
 // The plugin's registrations are process-wide, as they are per Wasm
 // instance: all harnesses of a test binary run the same plugin, and package
 // variables the plugin keeps survive from one harness to the next (a Wasm
@@ -184,7 +193,7 @@ func (h *Harness) call(p stubhost.Phase, fn func() int32) int32 {
 }
 
 // ABI returns what the module's wsp_abi reports: the ABI version and the
-// feature bits (1 fields, 2 ports).
+// feature bits (1 fields, 2 ports, 4 aggregate).
 func (h *Harness) ABI() (version, features uint32) {
 	h.call(stubhost.Idle, func() int32 {
 		v := stubhost.Guest.ABI()
@@ -211,10 +220,11 @@ func (h *Harness) TryInit() error {
 	if version != 1 {
 		return errors.New("wsp_abi: module built for ABI version " + strconv.Itoa(int(version)) + ", want 1")
 	}
-	if features&^3 != 0 {
+	if features&^7 != 0 {
 		return errors.New("wsp_abi: unknown feature bits " + strconv.FormatUint(uint64(features), 2))
 	}
 	h.host.Fields, h.host.Ports = nil, nil
+	h.host.AccSize, h.host.Results = 0, nil
 	rc := h.call(stubhost.Init, stubhost.Guest.Init)
 	if rc != 0 {
 		h.inited = false

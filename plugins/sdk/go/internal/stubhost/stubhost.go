@@ -81,6 +81,11 @@ type Exports struct {
 	Process   func(n int32) int32
 	Key       func(n int32) int32
 	Timestamp func(n int32) int32
+	// AggAdd, AggMerge and AggFinish are wsp_agg_add, wsp_agg_merge and
+	// wsp_agg_finish (n groups).
+	AggAdd    func(n int32) int32
+	AggMerge  func(n int32) int32
+	AggFinish func(n int32) int32
 	// Reset forgets the guest's registrations (for the SDK's own tests).
 	Reset func()
 }
