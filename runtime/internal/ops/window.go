@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wsp-project/wsp/hostabi"
 	"github.com/wsp-project/wsp/runtime/internal/engine"
 	"github.com/wsp-project/wsp/runtime/internal/window"
 	"github.com/wsp-project/wsp/runtime/plugin"
@@ -561,28 +562,10 @@ func nanIfEmpty(n int64, x float64) float64 {
 	return x
 }
 
-// appendFloat writes x as a JSON number in the text encoding/json uses
-// (so results read the same as the records they came from), or null for
-// NaN and infinities.
-func appendFloat(b []byte, x float64) []byte {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return append(b, "null"...)
-	}
-	if x == math.Trunc(x) && math.Abs(x) < 1e15 && (x != 0 || !math.Signbit(x)) {
-		return strconv.AppendInt(b, int64(x), 10) // the same text, faster
-	}
-	if a := math.Abs(x); a != 0 && (a < 1e-6 || a >= 1e21) {
-		n := len(b)
-		b = strconv.AppendFloat(b, x, 'e', -1, 64)
-		// e-07 -> e-7, as encoding/json writes it
-		if m := len(b) - n; m >= 4 && b[len(b)-4] == 'e' && b[len(b)-3] == '-' && b[len(b)-2] == '0' {
-			b[len(b)-2] = b[len(b)-1]
-			b = b[:len(b)-1]
-		}
-		return b
-	}
-	return strconv.AppendFloat(b, x, 'f', -1, 64)
-}
+// appendFloat writes x as wsp writes numbers in results (hostabi's
+// AppendJSONFloat: as encoding/json does, NaN and infinities as null), the
+// same for built-in and Wasm aggregates.
+func appendFloat(b []byte, x float64) []byte { return hostabi.AppendJSONFloat(b, x) }
 
 // appendJSONString writes s as a JSON string.
 func appendJSONString(b []byte, s string) []byte {
