@@ -44,8 +44,9 @@ type fileInput struct {
 	deleteOnFinish bool
 	autoReplay     bool
 
-	next int        // index in paths of the next file to open
-	cur  *inputFile // the file being read; nil between files
+	next       int           // index in paths of the next file to open
+	cur        *inputFile    // the file being read; nil between files
+	pendingEnd *record.Batch // the end of a file given up on, for the next Read
 
 	mu     sync.Mutex
 	replay []replayBatch
@@ -105,6 +106,10 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 	if rb, ok := in.popReplay(false); ok {
 		return rb.b, in.ackFunc(rb.st, rb.b), nil
 	}
+	if end := in.pendingEnd; end != nil {
+		in.pendingEnd = nil
+		return end, func(context.Context, error) error { return nil }, nil
+	}
 	for {
 		if in.cur == nil {
 			if in.next >= len(in.paths) {
@@ -124,6 +129,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 			if rerr := in.finishFile(true); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
+			in.endAfterFailure(cf)
 			return nil, nil, err
 		}
 		b, err := in.fill(ctx, cf)
@@ -135,6 +141,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 				if rerr := in.finishFile(true); rerr != nil {
 					err = errors.Join(err, rerr)
 				}
+				in.endAfterFailure(cf)
 				return nil, nil, err
 			}
 			cf.failErr = err
@@ -157,6 +164,16 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 		cf.st.outstanding++
 		in.mu.Unlock()
 		return b, in.ackFunc(cf.st, b), nil
+	}
+}
+
+// endAfterFailure queues, for the next Read, the empty batch that ends the
+// partition of cf, given up on after a read error: its batches already
+// handed out must not hold the watermark back for ever.
+func (in *fileInput) endAfterFailure(cf *inputFile) {
+	if cf.sent && !cf.endSent {
+		cf.endSent = true
+		in.pendingEnd = &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}}
 	}
 }
 

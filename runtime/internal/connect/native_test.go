@@ -191,7 +191,11 @@ func TestNativeFileInputErrors(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("second Read error\n got %v\nwant %s", err, want)
 	}
-	// A missing file is reported, and retried on every Read (as Benthos does).
+	// The file given up on ends its partition (an empty batch), then a
+	// missing file is reported, and retried on every Read (as Benthos does).
+	if b, _, err = i.Read(ctx); err != nil || b.Len() != 0 || !b.Source.PartitionEnd || b.Source.Partition != filepath.Join(dir, "a") {
+		t.Fatalf("third Read: %+v %v", b, err)
+	}
 	for range 2 {
 		if _, _, err = i.Read(ctx); err == nil || !strings.Contains(err.Error(), "missing") || !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("missing file: %v", err)
@@ -378,5 +382,43 @@ func TestNativeFileMarksPartitionEnd(t *testing.T) {
 	want := "a.jsonl:2:false a.jsonl:2:false a.jsonl:0:true b.jsonl:2:false b.jsonl:1:true"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("batches %q\nwant     %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestNativeFileEndsFailedPartition: a file given up on after a read error
+// (a line over max_buffer_size) still ends its partition, so the lines it
+// delivered do not hold the watermark back for ever.
+func TestNativeFileEndsFailedPartition(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	if err := os.WriteFile(a, []byte("ok\nthis line is far too long\nnever read\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte("b1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	i := mustInput(t, map[string]any{"file": map[string]any{"paths": []any{a, b},
+		"scanner": map[string]any{"lines": map[string]any{"max_buffer_size": 8}}}}, Options{Native: true, BatchSize: 1})
+	ctx := testCtx(t)
+	ended, errs := map[string]bool{}, 0
+	for {
+		bt, ack, err := i.Read(ctx)
+		if errors.Is(err, ErrEndOfInput) {
+			break
+		}
+		if err != nil {
+			errs++
+			continue
+		}
+		if ended[bt.Source.Partition] {
+			t.Fatalf("a batch of %s after its end", bt.Source.Partition)
+		}
+		ended[bt.Source.Partition] = bt.Source.PartitionEnd
+		if err := ack(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errs != 1 || !ended[a] || !ended[b] {
+		t.Fatalf("%d read errors, ended %v", errs, ended)
 	}
 }

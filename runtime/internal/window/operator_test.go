@@ -79,11 +79,11 @@ func operatorData(t *testing.T, file string) {
 			op = &Operator{Assign: sw.Assign, Lateness: num(f[4]), Fields: 1}
 		case "session":
 			o := &SessionOperator{Gap: num(f[1]), Lateness: num(f[3]), Fields: 1, Need: NeedMoments}
-			if len(f) == 7 && f[4] == "every" { // every N records | every N ms
-				if f[6] == "records" {
-					o.EveryRecords = num(f[5])
+			for k := 4; k+2 < len(f) && f[k] == "every"; k += 3 { // every N records | every N ms
+				if f[k+2] == "records" {
+					o.EveryRecords = num(f[k+1])
 				} else {
-					o.EveryMs = num(f[5])
+					o.EveryMs = num(f[k+1])
 				}
 			}
 			op = o

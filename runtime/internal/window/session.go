@@ -256,7 +256,7 @@ func (o *SessionOperator) early(wm int64, emit func(*Result)) {
 			continue // merged away or dropped
 		}
 		s := t.k.sess[i]
-		if s.dirty && !s.fired && s.w.End-1 > wm {
+		if s.dirty && s.since > 0 && !s.fired && s.w.End-1 > wm {
 			t.at = s.w.End
 			due = append(due, t)
 		}

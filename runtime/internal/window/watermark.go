@@ -90,7 +90,10 @@ func (t *Tracker) Observe(partition string, maxTime int64) {
 	p := t.part(partition)
 	p.lastSeen = t.now()
 	if p.ended {
-		return
+		// Records again under an ended name (the same file listed twice, a
+		// batch replayed after a nack): it joins like a partition that
+		// appears late, counting once it has caught up.
+		p.ended, p.active, p.wm = false, false, NoWatermark
 	}
 	w := maxTime - t.OutOfOrder - 1
 	if maxTime < math.MinInt64+t.OutOfOrder+1 {
