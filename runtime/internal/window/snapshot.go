@@ -1,0 +1,425 @@
+package window
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"slices"
+)
+
+// Snapshots of operator state (issue "state"; DESIGN.md, "Checkpoints and
+// recovery: the plan"). An operator writes its whole state as bytes and
+// reads it back, possibly from several snapshots (the workers of an earlier
+// run) and keeping only the keys of some key groups (this worker's range),
+// so state moves between runs with different worker counts.
+//
+// The aligned operator's snapshot, format version 1, all integers varints
+// unless said otherwise:
+//
+//	snapshot = magic "WSPA" | version | settings | watermark | tables
+//	settings = fields | need (byte) | sketch kind per field (bytes, or 0 fields) | touch (byte) | lateness
+//	tables   = count | table*
+//	table    = start | end | fired (byte) | entries | entry*
+//	entry    = key (len | bytes) | n | per field: accumulator | per field: first/last | per field: sketches | box
+//	accumulator = Moments (7 values) or, without NeedMoments and NeedMinMax, count and sum (3)
+//	box      = (with touch) acc (len | bytes) | err (len | bytes)
+//
+// Floats are their IEEE bits as 8 little-endian bytes. A snapshot is taken
+// between batches, with no Advance cut short: then every table is either
+// fired in full or not at all, so a table carries one fired flag. Early
+// results' "records since the last result" marks are not kept: a restored
+// window gives its next early result at the next interval or count.
+//
+// The format is versioned: a later wsp reads version 1, or says it cannot.
+
+const (
+	alignedMagic    = "WSPA"
+	snapshotVersion = 1
+)
+
+// ErrSnapshotBusy is returned by Snapshot while an AdvanceN is cut short:
+// state is consistent only between batches.
+var ErrSnapshotBusy = errors.New("window: snapshot during an unfinished advance")
+
+// Snapshot appends the operator's state to dst.
+func (o *Operator) Snapshot(dst []byte) ([]byte, error) {
+	o.init()
+	if o.resume != nil {
+		return dst, ErrSnapshotBusy
+	}
+	e := enc{b: dst}
+	e.b = append(e.b, alignedMagic...)
+	e.uvarint(snapshotVersion)
+	o.putSettings(&e)
+	e.varint(o.wm)
+	ends := make([]int64, 0, len(o.byEnd))
+	for end := range o.byEnd {
+		ends = append(ends, end)
+	}
+	slices.Sort(ends)
+	e.uvarint(uint64(len(ends)))
+	f := o.Fields
+	for _, end := range ends {
+		t := o.byEnd[end]
+		if t.emitted != 0 && t.emitted != t.len() {
+			return dst, fmt.Errorf("window: snapshot: window ending %d is half fired", end)
+		}
+		e.varint(t.w.Start)
+		e.varint(t.w.End)
+		e.bool(t.emitted > 0)
+		e.uvarint(uint64(t.len()))
+		for i := range t.len() {
+			e.bytes([]byte(t.key(i)))
+			e.varint(t.n[i])
+			for k := range f {
+				if t.m != nil {
+					putMoments(&e, &t.m[i*f+k])
+				} else {
+					s := &t.s[i*f+k]
+					e.varint(s.n)
+					e.float(s.sum)
+					e.float(s.c)
+				}
+			}
+			if o.Need&NeedFirstLast != 0 {
+				for k := range f {
+					fl := &t.fl[i*f+k]
+					e.bool(fl.Set)
+					e.varint(fl.FirstTime)
+					e.varint(fl.LastTime)
+					e.float(fl.First)
+					e.float(fl.Last)
+				}
+			}
+			if o.Sketch != nil {
+				for k := range f {
+					putSketches(&e, t.sk[i*f+k])
+				}
+			}
+			if o.Touch != nil {
+				b := t.box[i]
+				e.bytes(b.Acc)
+				e.bytes([]byte(b.Err))
+			}
+		}
+	}
+	return e.b, nil
+}
+
+func (o *Operator) putSettings(e *enc) {
+	e.uvarint(uint64(o.Fields))
+	e.b = append(e.b, byte(o.Need))
+	e.uvarint(uint64(len(o.Sketch)))
+	e.b = append(e.b, o.Sketch...)
+	e.bool(o.Touch != nil)
+	e.varint(o.Lateness)
+}
+
+// Restore adds the state of a snapshot to the operator, keeping only the
+// keys for which keep returns true (nil: all). Call it before the first
+// Add, once per snapshot to merge (for example every worker's of an
+// earlier run). The operator's settings must be the snapshot's: a
+// different aggregate list, lateness or Wasm aggregate is refused, naming
+// the difference. The watermark becomes the largest restored.
+func (o *Operator) Restore(snap []byte, keep func(key []byte) bool) error {
+	o.init()
+	d := dec{b: snap}
+	if len(d.b) < len(alignedMagic) || string(d.b[:len(alignedMagic)]) != alignedMagic {
+		return errors.New("window: restore: not a snapshot of a tumbling or sliding window")
+	}
+	d.b = d.b[len(alignedMagic):]
+	if v := d.uvarint(); v != snapshotVersion {
+		return fmt.Errorf("window: restore: snapshot format version %d; this wsp reads version %d", v, snapshotVersion)
+	}
+	var want enc
+	o.putSettings(&want)
+	if len(d.b) < len(want.b) || string(d.b[:len(want.b)]) != string(want.b) {
+		return errors.New("window: restore: the snapshot was taken with other window settings (aggregates, lateness or aggregate module); reset the state to change them")
+	}
+	d.b = d.b[len(want.b):]
+	wm := d.varint()
+	if wm > o.wm {
+		o.wm = wm
+	}
+	f := o.Fields
+	var ms []Moments
+	var ss []sumAcc
+	var fls []FirstLast
+	var sks []*Sketches
+	for range d.uvarint() {
+		w := Window{Start: d.varint(), End: d.varint()}
+		fired := d.bool()
+		entries := d.uvarint()
+		if d.err != nil {
+			break
+		}
+		for range entries {
+			key := d.bytes()
+			n := d.varint()
+			ms, ss, fls, sks = ms[:0], ss[:0], fls[:0], sks[:0]
+			for range f {
+				if o.Need&(NeedMoments|NeedMinMax) != 0 {
+					ms = append(ms, getMoments(&d))
+				} else {
+					ss = append(ss, sumAcc{n: d.varint(), sum: d.float(), c: d.float()})
+				}
+			}
+			if o.Need&NeedFirstLast != 0 {
+				for range f {
+					fls = append(fls, FirstLast{Set: d.bool(), FirstTime: d.varint(), LastTime: d.varint(), First: d.float(), Last: d.float()})
+				}
+			}
+			if o.Sketch != nil {
+				for range f {
+					sks = append(sks, getSketches(&d))
+				}
+			}
+			var acc, why []byte
+			if o.Touch != nil {
+				acc, why = d.bytes(), d.bytes()
+			}
+			if d.err != nil {
+				break
+			}
+			if keep != nil && !keep(key) {
+				continue
+			}
+			o.restoreEntry(w, fired, key, n, ms, ss, fls, sks, acc, why)
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("window: restore: %w", d.err)
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("window: restore: %d bytes after the snapshot", len(d.b))
+	}
+	return nil
+}
+
+// restoreEntry adds one (key, window) state.
+func (o *Operator) restoreEntry(w Window, fired bool, key []byte, n int64, ms []Moments, ss []sumAcc, fls []FirstLast, sks []*Sketches, acc, why []byte) {
+	h := hashKey(o, key)
+	ks := o.keys.find(h, key)
+	if ks == nil {
+		ks = newKeyState(key, h)
+		ks.refs = ks.refIn[:0]
+		o.keys.insert(ks)
+	}
+	t := o.byEnd[w.End]
+	if t == nil {
+		t = &table{w: w}
+		o.byEnd[w.End] = t
+		if fired {
+			// Fired before the snapshot: not to fire again, but to be
+			// cleaned up in time (and updated by late records meanwhile).
+			t.fired = true
+			heap.Push(&o.cleans, w.End)
+		} else {
+			t.queued = true
+			heap.Push(&o.ends, w.End)
+		}
+	}
+	i := t.push(ks.key, o)
+	if fired {
+		t.emitted = t.len()
+	}
+	ks.refs = append(ks.refs, winRef{end: w.End, idx: int32(i)})
+	ks.last = max(ks.last, w.End)
+	o.open++
+	t.n[i] = n
+	f := o.Fields
+	if len(ms) > 0 {
+		copy(t.m[i*f:], ms)
+	}
+	if len(ss) > 0 {
+		copy(t.s[i*f:], ss)
+	}
+	if len(fls) > 0 {
+		copy(t.fl[i*f:], fls)
+	}
+	if t.sk != nil {
+		for k, s := range sks {
+			t.sk[i*f+k] = s
+		}
+	}
+	if t.box != nil {
+		t.box[i].Acc = append(t.box[i].Acc[:0], acc...)
+		t.box[i].Err = string(why)
+	}
+}
+
+func hashKey(o *Operator, key []byte) uint64 { return maphash.Bytes(o.seed, key) }
+
+func putMoments(e *enc, m *Moments) {
+	e.varint(m.N)
+	for _, x := range [...]float64{m.Mean, m.M2, m.Sum, m.c, m.Min, m.Max} {
+		e.float(x)
+	}
+}
+
+func getMoments(d *dec) Moments {
+	return Moments{N: d.varint(), Mean: d.float(), M2: d.float(), Sum: d.float(), c: d.float(), Min: d.float(), Max: d.float()}
+}
+
+// Sketches: a kind byte (0 none, else SketchDistinct|SketchQuantiles), then
+// the distinct count's sparse hashes or dense registers, then the
+// quantiles' stores.
+func putSketches(e *enc, s *Sketches) {
+	if s == nil {
+		e.b = append(e.b, 0)
+		return
+	}
+	var kind byte
+	if s.D != nil {
+		kind |= SketchDistinct
+	}
+	if s.Q != nil {
+		kind |= SketchQuantiles
+	}
+	e.b = append(e.b, kind)
+	if d := s.D; d != nil {
+		e.bool(d.regs != nil)
+		if d.regs != nil {
+			e.bytes(d.regs)
+		} else {
+			e.uvarint(uint64(len(d.hashes)))
+			for _, h := range d.hashes {
+				e.b = binary.LittleEndian.AppendUint64(e.b, h)
+			}
+		}
+	}
+	if q := s.Q; q != nil {
+		e.uvarint(q.zeros)
+		e.uvarint(q.n)
+		for _, st := range []*qstore{&q.pos, &q.neg} {
+			e.varint(int64(st.off))
+			e.uvarint(uint64(len(st.counts)))
+			for _, c := range st.counts {
+				e.uvarint(c)
+			}
+		}
+	}
+}
+
+func getSketches(d *dec) *Sketches {
+	kind := d.byte()
+	if kind == 0 {
+		return nil
+	}
+	s := &Sketches{}
+	if kind&SketchDistinct != 0 {
+		s.D = &Distinct{}
+		if d.bool() {
+			s.D.regs = append([]uint8(nil), d.bytes()...)
+		} else {
+			for range d.count(8) {
+				s.D.hashes = append(s.D.hashes, d.uint64())
+			}
+		}
+	}
+	if kind&SketchQuantiles != 0 {
+		s.Q = &Quantiles{zeros: d.uvarint(), n: d.uvarint()}
+		for _, st := range []*qstore{&s.Q.pos, &s.Q.neg} {
+			st.off = int(d.varint())
+			for range d.count(1) {
+				st.counts = append(st.counts, d.uvarint())
+			}
+		}
+	}
+	return s
+}
+
+// enc and dec are the snapshot codec's primitives. dec records the first
+// error and returns zero values after it.
+type enc struct{ b []byte }
+
+func (e *enc) uvarint(x uint64) { e.b = binary.AppendUvarint(e.b, x) }
+func (e *enc) varint(x int64)   { e.b = binary.AppendVarint(e.b, x) }
+func (e *enc) float(x float64)  { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(x)) }
+func (e *enc) bytes(p []byte)   { e.uvarint(uint64(len(p))); e.b = append(e.b, p...) }
+func (e *enc) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+var errTruncated = errors.New("the snapshot is cut short or corrupt")
+
+func (d *dec) fail() {
+	if d.err == nil {
+		d.err = errTruncated
+	}
+	d.b = nil
+}
+
+func (d *dec) uvarint() uint64 {
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *dec) varint() int64 {
+	x, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *dec) uint64() uint64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	x := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return x
+}
+
+func (d *dec) float() float64 { return math.Float64frombits(d.uint64()) }
+
+func (d *dec) byte() byte {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *dec) bool() bool { return d.byte() != 0 }
+
+// count reads a count of items of at least size bytes each, refusing one
+// larger than the bytes left (so corrupt input cannot ask for huge memory).
+func (d *dec) count(size int) uint64 {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/size) {
+		d.fail()
+		return 0
+	}
+	return n
+}
+
+func (d *dec) bytes() []byte {
+	n := d.count(1)
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}
