@@ -182,3 +182,116 @@ func TestOperatorRestoreRefusals(t *testing.T) {
 		t.Error("trailing bytes accepted")
 	}
 }
+
+// snapshotter is what every operator offers for checkpoints.
+type snapshotter interface {
+	Add(key []byte, ts int64, vals []float64, present uint64, emit func(*Result)) Outcome
+	AdvanceN(wm int64, max int, emit func(*Result)) bool
+	Snapshot(dst []byte) ([]byte, error)
+	Restore(snap []byte, keep func(key []byte) bool) error
+	Open() int
+}
+
+// TestKeyedSnapshotRestore: as TestOperatorSnapshotRestore, for session
+// windows (merging, lateness) and global count windows.
+func TestKeyedSnapshotRestore(t *testing.T) {
+	const maxPar = 16
+	touch := func(b *AccBox) { b.Acc = append(b.Acc, 'x') }
+	makers := map[string]func() snapshotter{
+		"session": func() snapshotter {
+			return &SessionOperator{Gap: 25, Lateness: 15, Fields: 2, Need: NeedMoments | NeedFirstLast,
+				Sketch: []uint8{SketchDistinct | SketchQuantiles, 0}, Hashes: make([]uint64, 2), Touch: touch,
+				MergeBoxes: func(dst, src *AccBox) { dst.Acc = append(dst.Acc, src.Acc...) }}
+		},
+		"count": func() snapshotter {
+			return &CountOperator{Count: 9, Fields: 2, Need: NeedMoments | NeedFirstLast,
+				Sketch: []uint8{SketchDistinct | SketchQuantiles, 0}, Hashes: make([]uint64, 2), Touch: touch}
+		},
+	}
+	for name, mk := range makers {
+		for _, w := range [][2]int{{1, 1}, {1, 3}, {3, 2}} {
+			t.Run(fmt.Sprintf("%s %d->%d workers", name, w[0], w[1]), func(t *testing.T) {
+				for seed := range uint64(5) {
+					data := snapData(seed, 3000, 40)
+					cut := 500 + int(seed)*600 // the last, 2900, leaves restored windows unfinished at the end
+					got := runKeyed(t, mk, data, w[0], maxPar, cut, w[1])
+					want := runKeyed(t, mk, data, w[0], maxPar, -1, 0)
+					if strings.Join(got, "\n") != strings.Join(want, "\n") {
+						t.Fatalf("seed %d: %s", seed, diffLines(got, want))
+					}
+				}
+			})
+		}
+	}
+	// Refusals.
+	o := makers["session"]()
+	snap, _ := o.Snapshot(nil)
+	if err := makers["count"]().Restore(snap, nil); err == nil || !strings.Contains(err.Error(), "not a snapshot of a global") {
+		t.Errorf("a session snapshot into a count window: %v", err)
+	}
+	if err := (&SessionOperator{Gap: 26, Lateness: 15, Fields: 2}).Restore(snap, nil); err == nil || !strings.Contains(err.Error(), "other window settings") {
+		t.Errorf("another gap: %v", err)
+	}
+}
+
+func runKeyed(t *testing.T, mk func() snapshotter, data []snapRec, from, maxPar, cut, to int) []string {
+	t.Helper()
+	var got []string
+	emit := func(r *Result) { got = append(got, resultText(r)) }
+	ops := make([]snapshotter, from)
+	for i := range ops {
+		ops[i] = mk()
+	}
+	owner := func(key []byte, workers int) int { return WorkerOf(KeyGroup(key, maxPar), maxPar, workers) }
+	setHash := func(o snapshotter, r snapRec) {
+		h := KeyHash(fmt.Appendf(nil, "%g", r.vals[0]))
+		switch x := o.(type) {
+		case *SessionOperator:
+			x.Hashes[0], x.Hashed = h, 1
+		case *CountOperator:
+			x.Hashes[0], x.Hashed = h, 1
+		}
+	}
+	maxT := int64(-1 << 62)
+	for i := 0; i < len(data); i += 50 {
+		if i == cut {
+			var snaps [][]byte
+			for _, o := range ops {
+				s, err := o.Snapshot(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				snaps = append(snaps, s)
+			}
+			next := make([]snapshotter, to)
+			for w := range next {
+				next[w] = mk()
+				for _, s := range snaps {
+					if err := next[w].Restore(s, func(k []byte) bool { return owner(k, to) == w }); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			ops = next
+		}
+		for _, r := range data[i:min(i+50, len(data))] {
+			o := ops[owner(r.key, len(ops))]
+			setHash(o, r)
+			o.Add(r.key, r.ts, r.vals, 3, emit)
+			maxT = max(maxT, r.ts)
+		}
+		for _, o := range ops {
+			for !o.AdvanceN(maxT-21, 0, emit) {
+			}
+		}
+	}
+	for _, o := range ops {
+		for !o.AdvanceN(EndOfTime, 0, emit) {
+		}
+		if o.Open() != 0 {
+			t.Fatalf("%d windows left open", o.Open())
+		}
+	}
+	slices.Sort(got)
+	return got
+}
