@@ -103,6 +103,12 @@ type Batch struct {
 	// written to its output (which keeps no reference to it), so whoever
 	// made it can reuse its memory. Nil for batches nobody recycles.
 	Recycle func(*Batch)
+	// Position is where the input stands in Source.Partition after this
+	// batch, in the input's own encoding (a file's identity and offset, a
+	// Kafka offset). Checkpoints record the last one per partition, and an
+	// input that implements connect.Seeker resumes from them. Nil for
+	// inputs that cannot resume.
+	Position []byte
 }
 
 // Unreadable is an input message that could not be read as a record.

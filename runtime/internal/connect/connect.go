@@ -43,6 +43,18 @@ type Input interface {
 	Close(ctx context.Context) error
 }
 
+// Seeker is implemented by an input that can resume where a checkpoint
+// left it: Seek, called before the first Read, gets the last
+// record.Batch.Position the checkpoint recorded per partition
+// (Source.Partition), and Read then delivers what comes after them.
+// Partitions not in positions are read from their start. An input that is
+// not a Seeker starts over after a restore (Benthos inputs; documented as
+// at-most-once across crashes, or as at-least-once when the source keeps
+// unacked messages).
+type Seeker interface {
+	Seek(positions map[string][]byte) error
+}
+
 // Partitioned is implemented by an input whose partitions are all read at
 // once from the start (the children of a broker): Partitions names them
 // (as in record.Source.Partition, or the prefix of those names before a

@@ -95,6 +95,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives the counters; default a fresh set.
 	Metrics *Metrics
+	// Checkpoints, when set (with a keyed stage), makes the keyed stage's
+	// state durable and restores it at start (see checkpoint.go).
+	Checkpoints *Checkpoints
 }
 
 func (c *Config) validate() error {
@@ -190,6 +193,7 @@ type job struct {
 	seq   uint64
 	batch *record.Batch
 	src   record.Source // the input batch's, kept for the keyed stage (partition end)
+	pos   []byte        // the input batch's Position, for checkpoints
 	ack   connect.AckFunc
 	dests []dest
 }
@@ -223,6 +227,9 @@ func (t *tracker) done(err error) {
 type write struct {
 	b *record.Batch
 	t *tracker
+	// marker, when set (b nil), is signalled once every write queued
+	// before it on this output is done (checkpoints wait for it).
+	marker *sync.WaitGroup
 }
 
 type engine struct {
@@ -234,6 +241,10 @@ type engine struct {
 	m     *Metrics
 	keyed *keyedStage // nil without a window
 	steps []namedStep // cfg.allSteps()
+	ck    *ckpt       // with checkpoints
+	// dispatched is the number of jobs the sequencer dispatched, set when
+	// it returns.
+	dispatched uint64
 }
 
 // Run runs the pipeline until the input ends (returns nil) or ctx is done
@@ -321,6 +332,18 @@ func Run(ctx, hard context.Context, cfg Config) error {
 				e.keyed.wmt.Expect(p)
 			}
 		}
+		if cfg.Checkpoints != nil {
+			ck, err := newCkpt(e, *cfg.Checkpoints)
+			if err != nil {
+				return err
+			}
+			if err := ck.restore(chains); err != nil {
+				return fmt.Errorf("engine: restore: %w", err)
+			}
+			e.ck = ck
+		}
+	} else if cfg.Checkpoints != nil {
+		cfg.Logger.Info("checkpoints are off: the pipeline has no keyed state (no window or timeseries step)")
 	}
 
 	jobs := make(chan *job, cfg.Workers)
@@ -363,7 +386,7 @@ func Run(ctx, hard context.Context, cfg Config) error {
 	close(jobs)
 	<-seqDone
 	if e.keyed != nil {
-		e.keyed.finish(ended && readErr == nil)
+		e.keyed.finish(ended && readErr == nil, e.finalCheckpoint)
 		waitKeyed()
 	}
 	for _, c := range e.chans {
@@ -419,7 +442,7 @@ func (e *engine) read(ctx context.Context, jobs chan<- *job) (ended bool, err er
 		// An empty batch that ends a partition still goes through, in
 		// order, so the keyed stage learns of the end after the
 		// partition's last records.
-		jobs <- &job{seq: seq, batch: b, src: b.Source, ack: ack}
+		jobs <- &job{seq: seq, batch: b, src: b.Source, pos: b.Position, ack: ack}
 		seq++
 	}
 }
@@ -524,11 +547,27 @@ func (e *engine) runStep(ctx context.Context, w StepWorker, si int, cur *record.
 func (e *engine) sequence(done <-chan *job) {
 	pending := map[uint64]*job{}
 	next := uint64(0)
-	var tick <-chan time.Time
+	defer func() { e.dispatched = next }()
+	var tick, ckTick <-chan time.Time
+	var ckDone <-chan error
 	if e.keyed != nil && (e.cfg.Keyed.IdleTimeout > 0 || e.cfg.Keyed.ProcessingTime) {
 		t := time.NewTicker(e.cfg.Keyed.Tick)
 		defer t.Stop()
 		tick = t.C
+	}
+	if e.ck != nil {
+		t := time.NewTicker(e.ck.cfg.Interval / 4)
+		defer t.Stop()
+		ckTick, ckDone = t.C, e.ck.finished
+		e.ck.last = e.ck.cfg.Now()
+		// A checkpoint in flight when the input is done is waited for, so
+		// the final one does not overlap it.
+		defer func() {
+			if e.ck.busy {
+				<-e.ck.finished
+				e.ck.busy = false
+			}
+		}()
 	}
 	for {
 		select {
@@ -546,6 +585,15 @@ func (e *engine) sequence(done <-chan *job) {
 				next++
 				e.dispatch(j)
 			}
+			if e.ck != nil && e.ck.due(e.ck.cfg.Now()) {
+				e.ck.trigger(next, e.ck.cfg.Now())
+			}
+		case <-ckTick:
+			if now := e.ck.cfg.Now(); e.ck.due(now) && e.ck.pendingAcks() {
+				e.ck.trigger(next, now)
+			}
+		case <-ckDone:
+			e.ck.busy = false
 		case <-tick:
 			if e.keyed.advance() {
 				e.keyed.broadcast(nil)
@@ -568,6 +616,20 @@ func (e *engine) dispatch(j *job) {
 			j.dests = append(j.dests[:i], j.dests[i+1:]...)
 			subs = e.dispatchKeyed(j, b)
 			break
+		}
+	}
+	if e.ck != nil {
+		if j.pos != nil {
+			e.ck.pos[j.src.Partition] = j.pos
+		}
+		// The input ack waits for a durable checkpoint covering the job.
+		ack, seq := j.ack, j.seq
+		j.ack = func(ctx context.Context, err error) error {
+			if err != nil {
+				return ack(ctx, err)
+			}
+			e.ck.deferAck(seq, ack)
+			return nil
 		}
 	}
 	if e.keyed != nil && j.src.PartitionEnd {
@@ -621,6 +683,10 @@ func (e *engine) writer(hard context.Context, i int) {
 	o := e.outs[i]
 	om := e.m.output(o.Name)
 	for w := range e.chans[i] {
+		if w.marker != nil {
+			w.marker.Done()
+			continue
+		}
 		backoff := e.cfg.RetryInitial
 		var err error
 		for {

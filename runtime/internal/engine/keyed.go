@@ -165,10 +165,11 @@ func (k *Keyed) validate(workers int) error {
 
 // keyedMsg is one batch's share for one keyed worker.
 type keyedMsg struct {
-	b    *record.Batch // nil: a watermark only
-	wm   int64         // the watermark after the batch
-	t    *tracker      // the input batch's tracker (nil with b == nil)
-	proc int64         // > 0: a processing-time tick (unix ms)
+	b       *record.Batch // nil: a watermark only
+	wm      int64         // the watermark after the batch
+	t       *tracker      // the input batch's tracker (nil with b == nil)
+	proc    int64         // > 0: a processing-time tick (unix ms)
+	barrier uint64        // > 0: snapshot the state for this checkpoint
 }
 
 // keyedStage is the sequencer's side of the stage.
@@ -254,12 +255,15 @@ func (k *keyedStage) broadcast(except []*record.Batch) {
 	}
 }
 
-// finish sends the end-of-input watermark and closes the workers' queues.
-func (k *keyedStage) finish(ended bool) {
+// finish sends the end-of-input watermark, runs final (the last
+// checkpoint, while the workers still listen) and closes the workers'
+// queues.
+func (k *keyedStage) finish(ended bool, final func()) {
 	if ended {
 		k.wm = window.EndOfTime
 		k.broadcast(nil)
 	}
+	final()
 	for _, c := range k.chans {
 		close(c)
 	}
@@ -290,6 +294,10 @@ func (e *engine) keyedWorker(ctx context.Context, i int, ws []chainWorker) {
 	k := e.keyed
 	var wm int64 = window.NoWatermark
 	for msg := range k.chans[i] {
+		if msg.barrier != 0 {
+			e.ck.snapshot(i, ws)
+			continue
+		}
 		if msg.b != nil {
 			dests := e.flow(ctx, ws, 0, msg.b, nil)
 			// The input batch's share is absorbed: pass what must still be

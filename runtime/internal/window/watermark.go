@@ -1,7 +1,10 @@
 package window
 
 import (
+	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -154,4 +157,49 @@ func (t *Tracker) Watermark() int64 {
 		t.current = w
 	}
 	return t.current
+}
+
+// Snapshot appends the tracker's state (per partition: watermark, active,
+// ended; and the operator watermark) to dst, for checkpoints.
+func (t *Tracker) Snapshot(dst []byte) []byte {
+	e := enc{b: dst}
+	e.uvarint(1) // format version
+	e.varint(t.current)
+	e.bool(t.started)
+	names := make([]string, 0, len(t.parts))
+	for n := range t.parts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	e.uvarint(uint64(len(names)))
+	for _, n := range names {
+		p := t.parts[n]
+		e.bytes([]byte(n))
+		e.varint(p.wm)
+		e.bool(p.active)
+		e.bool(p.ended)
+		e.bool(p.expected)
+	}
+	return e.b
+}
+
+// Restore sets the tracker's state from a Snapshot. Partitions count as
+// seen now (for the idle timeout).
+func (t *Tracker) Restore(snap []byte) error {
+	d := dec{b: snap}
+	if v := d.uvarint(); v != 1 {
+		return fmt.Errorf("window: watermark state format version %d; this wsp reads version 1", v)
+	}
+	t.current, t.started = d.varint(), d.bool()
+	t.parts = map[string]*partition{}
+	now := t.now()
+	for range d.count(5) {
+		name := string(d.bytes())
+		p := &partition{wm: d.varint(), active: d.bool(), ended: d.bool(), expected: d.bool(), lastSeen: now}
+		t.parts[name] = p
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return errors.New("window: watermark state is cut short or corrupt")
+	}
+	return nil
 }

@@ -114,3 +114,31 @@ func TestWatermarkExpect(t *testing.T) {
 		t.Fatalf("W = %d", w)
 	}
 }
+
+// TestTrackerSnapshot: a restored tracker goes on exactly as the original.
+func TestTrackerSnapshot(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	a := &Tracker{OutOfOrder: 5, Now: clk.Now}
+	a.Expect("x")
+	a.Observe("p", 100)
+	a.Observe("q", 50)
+	a.End("q")
+	_ = a.Watermark()
+	b := &Tracker{OutOfOrder: 5, Now: clk.Now}
+	if err := b.Restore(a.Snapshot(nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		part string
+		t    int64
+	}{{"x/1", 70}, {"p", 200}, {"x/1", 300}, {"r", 10}} {
+		a.Observe(step.part, step.t)
+		b.Observe(step.part, step.t)
+		if wa, wb := a.Watermark(), b.Watermark(); wa != wb {
+			t.Fatalf("after %v: %d, restored %d", step, wa, wb)
+		}
+	}
+	if err := b.Restore([]byte{1, 2}); err == nil {
+		t.Fatal("a cut-short state accepted")
+	}
+}

@@ -1,0 +1,456 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsp-project/wsp/runtime/internal/connect"
+	"github.com/wsp-project/wsp/runtime/internal/state"
+	"github.com/wsp-project/wsp/runtime/internal/window"
+)
+
+// # Checkpoints
+//
+// A checkpoint is one consistent cut of the keyed stage (semantics.md,
+// "Checkpoints and recovery"), taken at the sequencer, which sees every
+// input batch in input order:
+//
+//   - after dispatching job S, the sequencer records the watermark
+//     tracker, the keyed stage's watermark and the last input position of
+//     every partition (the meta), and sends a barrier down every keyed
+//     worker's channel;
+//   - the channels are FIFO, so a worker that meets the barrier has
+//     absorbed every batch up to S and advanced: it snapshots each keyed
+//     step's state (Snapshotter) and hands the bytes to the checkpoint's
+//     collector, then goes on (the pause is the snapshot's time);
+//   - the collector writes the parts and the meta to the state.Store; once
+//     durable, the input acks of the jobs up to S are released.
+//
+// With checkpoints on, an input batch is acknowledged only when both its
+// writes are done and a durable checkpoint covers it; the in-flight slot is
+// freed at the first, so MaxInFlight does not wait for checkpoints. A nack
+// (a failed write) is passed on at once. At the end of the input, and at a
+// stop, a last checkpoint is taken after the keyed stage is drained, so a
+// restart neither loses nor repeats state.
+//
+// On start, Run restores the newest intact checkpoint: the tracker, the
+// watermark, every keyed step's state (each worker keeps its key groups of
+// every earlier worker's snapshot, so the worker count may change) and,
+// through connect.Seeker, the input positions.
+
+// Checkpoints configures durable state. The zero Interval means 1 s.
+type Checkpoints struct {
+	Store    *state.Store
+	Interval time.Duration
+	// Now is the clock that says when a checkpoint is due; tests inject
+	// one. Default time.Now.
+	Now func() time.Time
+}
+
+// Snapshotter is a KeyedWorker whose state can be checkpointed. Snapshot is
+// called between batches; Restore before the first Add, once per snapshot
+// to merge, keeping the keys keep accepts.
+type Snapshotter interface {
+	Snapshot(dst []byte) ([]byte, error)
+	Restore(snap []byte, keep func(key []byte) bool) error
+}
+
+// ckptPart is one worker's snapshot of one keyed step.
+type ckptPart struct {
+	worker, step int
+	b            []byte
+	err          error
+	pause        time.Duration
+}
+
+// ckpt is the checkpoint coordinator. The sequencer goroutine triggers
+// checkpoints (trigger, positions); workers send parts; one collector
+// goroutine at a time writes a checkpoint; acks are deferred under mu.
+type ckpt struct {
+	e        *engine
+	cfg      Checkpoints
+	nextID   uint64
+	last     time.Time         // when the last checkpoint was triggered (sequencer)
+	busy     bool              // a checkpoint is being taken (sequencer)
+	finished chan error        // the collector's result, read by the sequencer
+	parts    chan ckptPart     // from the keyed workers
+	pos      map[string][]byte // last position per partition (sequencer)
+	steps    []int             // indexes in the chain of the keyed steps
+	flushed  *sync.WaitGroup   // the outputs' markers of the checkpoint being taken
+
+	mu      sync.Mutex
+	covered uint64        // jobs with seq < covered are in a durable checkpoint
+	waiting []deferredAck // acks of done jobs not covered yet, by seq
+	stats   CheckpointStats
+}
+
+type deferredAck struct {
+	seq uint64
+	ack connect.AckFunc
+}
+
+// CheckpointStats are the figures of the checkpoints taken so far.
+type CheckpointStats struct {
+	Completed, Failed int64
+	LastID            uint64
+	// MaxPause is the longest time a keyed worker stopped to snapshot its
+	// state; LastDuration the last checkpoint's time from barrier to durable.
+	MaxPause, LastDuration time.Duration
+	Restored               uint64 // the checkpoint restored at start (0: none)
+}
+
+func newCkpt(e *engine, cfg Checkpoints) (*ckpt, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("engine: checkpoints need a store")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &ckpt{e: e, cfg: cfg, nextID: 1, pos: map[string][]byte{}, parts: make(chan ckptPart, 64), finished: make(chan error, 1)}
+	for i, cs := range e.cfg.Keyed.Chain {
+		if cs.Keyed != nil {
+			c.steps = append(c.steps, i)
+		}
+	}
+	return c, nil
+}
+
+// deferAck runs ack once a durable checkpoint covers job seq.
+func (c *ckpt) deferAck(seq uint64, ack connect.AckFunc) {
+	c.mu.Lock()
+	if seq < c.covered {
+		c.mu.Unlock()
+		c.run(ack)
+		return
+	}
+	c.waiting = append(c.waiting, deferredAck{seq, ack})
+	c.mu.Unlock()
+}
+
+func (c *ckpt) run(ack connect.AckFunc) {
+	if err := ack(context.Background(), nil); err != nil {
+		c.e.ackFailed(err)
+	}
+}
+
+// cover releases the acks of jobs before seq.
+func (c *ckpt) cover(seq uint64) {
+	c.mu.Lock()
+	if seq > c.covered {
+		c.covered = seq
+	}
+	var ready []connect.AckFunc
+	keep := c.waiting[:0]
+	for _, d := range c.waiting {
+		if d.seq < c.covered {
+			ready = append(ready, d.ack)
+		} else {
+			keep = append(keep, d)
+		}
+	}
+	clear(c.waiting[len(keep):])
+	c.waiting = keep
+	c.mu.Unlock()
+	for _, a := range ready {
+		c.run(a)
+	}
+}
+
+// due says whether the sequencer should take a checkpoint now.
+func (c *ckpt) due(now time.Time) bool {
+	return !c.busy && now.Sub(c.last) >= c.cfg.Interval
+}
+
+// trigger starts checkpoint covering the jobs before seq (the sequencer has
+// dispatched them all): it records the meta, sends the barriers and starts
+// the collector. The sequencer must not trigger again before finished.
+func (c *ckpt) trigger(seq uint64, now time.Time) {
+	k := c.e.keyed
+	id := c.nextID
+	c.nextID++
+	c.busy, c.last = true, now
+	meta := c.meta(id, seq, k)
+	// The outputs must have written what was emitted before the cut: the
+	// writes of the jobs dispatched so far are queued on them now, and each
+	// keyed worker queues a marker after its own results at the barrier.
+	flushed := &sync.WaitGroup{}
+	flushed.Add(len(c.e.chans) * (1 + len(k.chans)))
+	c.flushed = flushed
+	for _, ch := range c.e.chans {
+		ch <- write{marker: flushed}
+	}
+	for _, ch := range k.chans {
+		ch <- keyedMsg{barrier: id, wm: k.wm}
+	}
+	go func() { c.finished <- c.collect(id, seq, meta, now, flushed) }()
+}
+
+// collect gathers every worker's parts and writes the checkpoint.
+func (c *ckpt) collect(id, seq uint64, meta []byte, start time.Time, flushed *sync.WaitGroup) error {
+	want := len(c.e.keyed.chans) * len(c.steps)
+	cp := &state.Checkpoint{ID: id, Meta: meta, Parts: map[string][]byte{}}
+	var errs []error
+	var pause time.Duration
+	for range want {
+		p := <-c.parts
+		if p.err != nil {
+			errs = append(errs, p.err)
+			continue
+		}
+		pause = max(pause, p.pause)
+		cp.Parts[partName(p.worker, p.step)] = p.b
+	}
+	flushed.Wait()
+	err := errors.Join(errs...)
+	if err == nil {
+		err = c.cfg.Store.Write(cp)
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.stats.Failed++
+	} else {
+		c.stats.Completed++
+		c.stats.LastID = id
+		c.stats.MaxPause = max(c.stats.MaxPause, pause)
+		c.stats.LastDuration = time.Since(start)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.e.cfg.Logger.Error("checkpoint failed; the input acks wait for the next one", "checkpoint", id, "error", err)
+		return err
+	}
+	c.cover(seq)
+	return nil
+}
+
+func partName(worker, step int) string { return "w" + strconv.Itoa(worker) + ".s" + strconv.Itoa(step) }
+
+// snapshot is the keyed worker's side of a barrier: it snapshots each
+// keyed step of its chain and sends the parts.
+func (c *ckpt) snapshot(worker int, ws []chainWorker) {
+	for _, si := range c.steps {
+		start := time.Now()
+		s, ok := ws[si].kw.(Snapshotter)
+		p := ckptPart{worker: worker, step: si}
+		if !ok {
+			p.err = fmt.Errorf("step %s: its state cannot be checkpointed", c.e.cfg.Keyed.Chain[si].named().Name())
+		} else {
+			p.b, p.err = s.Snapshot(nil)
+		}
+		p.pause = time.Since(start)
+		c.parts <- p
+	}
+	// After this worker's results: the checkpoint waits for them written.
+	for _, ch := range c.e.chans {
+		ch <- write{marker: c.flushed}
+	}
+}
+
+// The meta, format version 1: version | id | covered seq | keyed
+// watermark | workers | max parallelism | tracker (len | bytes) |
+// positions count | (partition (len | bytes) | position (len | bytes))*.
+func (c *ckpt) meta(id, seq uint64, k *keyedStage) []byte {
+	b := binary.AppendUvarint(nil, 1)
+	b = binary.AppendUvarint(b, id)
+	b = binary.AppendUvarint(b, seq)
+	b = binary.AppendVarint(b, k.wm)
+	b = binary.AppendUvarint(b, uint64(len(k.chans)))
+	b = binary.AppendUvarint(b, uint64(c.e.cfg.Keyed.MaxParallelism))
+	tr := k.wmt.Snapshot(nil)
+	b = binary.AppendUvarint(b, uint64(len(tr)))
+	b = append(b, tr...)
+	names := make([]string, 0, len(c.pos))
+	for n := range c.pos {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, n := range names {
+		b = binary.AppendUvarint(b, uint64(len(n)))
+		b = append(b, n...)
+		b = binary.AppendUvarint(b, uint64(len(c.pos[n])))
+		b = append(b, c.pos[n]...)
+	}
+	return b
+}
+
+// restoredMeta is a decoded meta.
+type restoredMeta struct {
+	wm             int64
+	workers        int
+	maxParallelism int
+	tracker        []byte
+	positions      map[string][]byte
+}
+
+func decodeMeta(b []byte) (*restoredMeta, error) {
+	bad := errors.New("the checkpoint's meta is cut short or corrupt")
+	u := func() uint64 {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			b = nil
+			return 0
+		}
+		b = b[n:]
+		return x
+	}
+	chunk := func() []byte {
+		n := u()
+		if n > uint64(len(b)) {
+			b = nil
+			return nil
+		}
+		p := b[:n:n]
+		b = b[n:]
+		return p
+	}
+	if v := u(); v != 1 {
+		return nil, fmt.Errorf("checkpoint meta format version %d; this wsp reads version 1", v)
+	}
+	u() // id
+	u() // covered seq
+	wm, n := binary.Varint(b)
+	if n <= 0 {
+		return nil, bad
+	}
+	b = b[n:]
+	m := &restoredMeta{wm: wm, positions: map[string][]byte{}}
+	m.workers, m.maxParallelism = int(u()), int(u())
+	m.tracker = chunk()
+	for range u() {
+		name := chunk()
+		m.positions[string(name)] = chunk()
+	}
+	if b == nil || m.workers <= 0 || m.maxParallelism <= 0 {
+		return nil, bad
+	}
+	return m, nil
+}
+
+// restore loads the newest intact checkpoint into the tracker, the keyed
+// workers' steps and the input, before anything runs.
+func (c *ckpt) restore(chains [][]chainWorker) error {
+	k := c.e.keyed
+	cp, skipped, err := c.cfg.Store.Latest()
+	for _, s := range skipped {
+		c.e.cfg.Logger.Warn("checkpoint not usable; trying an earlier one", "reason", s)
+	}
+	if err != nil || cp == nil {
+		return err
+	}
+	m, err := decodeMeta(cp.Meta)
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+	}
+	if m.maxParallelism != c.e.cfg.Keyed.MaxParallelism {
+		return fmt.Errorf("checkpoint %d was taken with %d key groups (max_parallelism), the pipeline has %d: the key groups of a state are fixed for its life",
+			cp.ID, m.maxParallelism, c.e.cfg.Keyed.MaxParallelism)
+	}
+	if err := k.wmt.Restore(m.tracker); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+	}
+	k.wm = m.wm
+	workers := len(chains)
+	for wi, ws := range chains {
+		keep := func(key []byte) bool {
+			return window.WorkerOf(window.KeyGroup(key, m.maxParallelism), m.maxParallelism, workers) == wi
+		}
+		for _, si := range c.steps {
+			s, ok := ws[si].kw.(Snapshotter)
+			if !ok {
+				return fmt.Errorf("step %s: its state cannot be restored", c.e.cfg.Keyed.Chain[si].named().Name())
+			}
+			for old := range m.workers {
+				part, ok := cp.Parts[partName(old, si)]
+				if !ok {
+					return fmt.Errorf("checkpoint %d has no state for step %d of worker %d: it was taken with another pipeline", cp.ID, si, old)
+				}
+				if err := s.Restore(part, keep); err != nil {
+					return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+				}
+			}
+		}
+	}
+	if len(m.positions) > 0 {
+		if sk, ok := c.e.cfg.Input.(connect.Seeker); ok {
+			if err := sk.Seek(m.positions); err != nil {
+				return fmt.Errorf("checkpoint %d: input positions: %w", cp.ID, err)
+			}
+		} else {
+			c.e.cfg.Logger.Warn("the input cannot resume from a checkpoint's positions: it starts where it starts (records read before the crash may be lost or repeated)",
+				"input", c.e.cfg.InputName)
+		}
+	}
+	for n, p := range m.positions {
+		c.pos[n] = p
+	}
+	c.nextID = cp.ID + 1
+	c.stats.Restored = cp.ID
+	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", workers,
+		"partitions", strings.Join(slices.Sorted(mapKeys(m.positions)), ","))
+	return nil
+}
+
+func mapKeys(m map[string][]byte) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// pendingAcks says whether acks wait for a checkpoint (the sequencer takes
+// one on its timer only then, so an idle pipeline writes none).
+func (c *ckpt) pendingAcks() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiting) > 0
+}
+
+// finalCheckpoint is the last checkpoint, at the end of the input or at a
+// stop, once the sequencer has dispatched everything: a restart then
+// resumes after all of it. If it fails, the acks still waiting are nacked
+// (the input may deliver those records again).
+func (e *engine) finalCheckpoint() {
+	c := e.ck
+	if c == nil {
+		return
+	}
+	c.trigger(e.dispatched, c.cfg.Now())
+	err := <-c.finished
+	c.busy = false
+	if err == nil {
+		return
+	}
+	c.mu.Lock()
+	w := c.waiting
+	c.waiting = nil
+	c.mu.Unlock()
+	for _, d := range w {
+		if aerr := d.ack(context.Background(), fmt.Errorf("engine: the final checkpoint failed: %w", err)); aerr != nil {
+			e.ackFailed(aerr)
+		}
+	}
+}
+
+// CheckpointStats returns the figures of the checkpoints so far.
+func (e *engine) checkpointStats() CheckpointStats {
+	if e.ck == nil {
+		return CheckpointStats{}
+	}
+	e.ck.mu.Lock()
+	defer e.ck.mu.Unlock()
+	return e.ck.stats
+}
