@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/wsp-project/wsp/runtime/record"
@@ -267,6 +268,31 @@ func (in *brokerInput) relabel(i int, b *record.Batch) *record.Batch {
 }
 
 func childPartition(i int) string { return "inputs[" + strconv.Itoa(i) + "]" }
+
+// Seek implements Seeker: each child that can resume gets the positions of
+// its own partitions (the names without their "inputs[i]/" prefix, or ""
+// for a child without partitions of its own); the others start over.
+func (in *brokerInput) Seek(positions map[string][]byte) error {
+	for i, c := range in.children {
+		sk, ok := c.(Seeker)
+		if !ok {
+			continue
+		}
+		mine := map[string][]byte{}
+		pre := childPartition(i)
+		for name, p := range positions {
+			if name == pre {
+				mine[""] = p
+			} else if rest, ok := strings.CutPrefix(name, pre+"/"); ok {
+				mine[rest] = p
+			}
+		}
+		if err := sk.Seek(mine); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Partitions implements Partitioned: the children are read at once, so each
 // holds the watermark back from the start (a nested broker's children each).

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/wsp-project/wsp/runtime/record"
 )
@@ -44,9 +47,10 @@ type fileInput struct {
 	deleteOnFinish bool
 	autoReplay     bool
 
-	next       int           // index in paths of the next file to open
-	cur        *inputFile    // the file being read; nil between files
-	pendingEnd *record.Batch // the end of a file given up on, for the next Read
+	next       int                // index in paths of the next file to open
+	cur        *inputFile         // the file being read; nil between files
+	pendingEnd *record.Batch      // the end of a file given up on, for the next Read
+	resume     map[string]filePos // positions to resume from (Seek), by path
 
 	mu     sync.Mutex
 	replay []replayBatch
@@ -70,6 +74,8 @@ type inputFile struct {
 	failErr  error // a read error to report once the lines before it are delivered
 	sent     bool  // a batch of it was handed out
 	endSent  bool  // its end was marked (Source.PartitionEnd)
+	id       fileID
+	base     int64 // the byte offset reading started at (a resume)
 }
 
 type replayBatch struct {
@@ -118,6 +124,12 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 				}
 				return nil, nil, ErrEndOfInput
 			}
+			if p, ok := in.resume[in.paths[in.next]]; ok && p.done {
+				// Read to its end (or given up on) before the checkpoint.
+				delete(in.resume, in.paths[in.next])
+				in.next++
+				continue
+			}
 			if err := in.open(in.paths[in.next]); err != nil {
 				return nil, nil, err // retried on the next Read, as Benthos does
 			}
@@ -153,7 +165,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 			if cf.sent && !cf.endSent {
 				// The file ended on a batch boundary: an empty batch marks
 				// the end of its partition (watermarks).
-				end := &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}}
+				end := &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}, Position: cf.pos(true)}
 				return end, func(context.Context, error) error { return nil }, nil
 			}
 			continue
@@ -173,7 +185,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 func (in *fileInput) endAfterFailure(cf *inputFile) {
 	if cf.sent && !cf.endSent {
 		cf.endSent = true
-		in.pendingEnd = &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}}
+		in.pendingEnd = &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}, Position: cf.pos(true)}
 	}
 }
 
@@ -201,14 +213,98 @@ func (in *fileInput) open(path string) error {
 		return in.errorf(path, "%w", err)
 	}
 	src := &fileChunks{f: f, size: in.chunkSize, remaining: -1}
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		src.remaining = fi.Size()
+	var id fileID
+	if fi, err := f.Stat(); err == nil {
+		id = identity(fi)
+		if fi.Mode().IsRegular() {
+			src.remaining = fi.Size()
+		}
 	}
-	in.cur = &inputFile{
+	cf := &inputFile{
 		f:        f,
 		sp:       newSplitter(in.format, src),
 		st:       &fileState{path: path},
 		pathMeta: []byte(path),
+		id:       id,
+	}
+	if p, ok := in.resume[path]; ok {
+		delete(in.resume, path)
+		if p.id != id {
+			_ = f.Close()
+			return in.errorf(path, "the checkpoint's position is in another file of this name (device %d inode %d then, device %d inode %d now): reset the state, or put the file it read back", p.id.dev, p.id.ino, id.dev, id.ino)
+		}
+		if _, err := f.Seek(p.off, io.SeekStart); err != nil {
+			_ = f.Close()
+			return in.errorf(path, "resuming at byte %d: %w", p.off, err)
+		}
+		if src.remaining >= 0 {
+			src.remaining = max(src.remaining-p.off, 0)
+		}
+		cf.sp.line, cf.base = p.line, p.off
+		cf.sent = true // its partition exists already: its end must be marked
+	}
+	in.cur = cf
+	return nil
+}
+
+// Positions (record.Batch.Position) of the native file input: where a file
+// stands after a batch, so a restart from a checkpoint resumes mid-file.
+// Encoding, version 1: 1 | device | inode | byte offset | lines so far |
+// done (1 when the file was read to its end or given up on), varints. The
+// device and inode say it is the same file (a file renamed or replaced
+// under the same path is refused with a clear error).
+
+type fileID struct{ dev, ino uint64 }
+
+type filePos struct {
+	id        fileID
+	off, line int64
+	done      bool
+}
+
+func (p filePos) encode() []byte {
+	b := binary.AppendUvarint(nil, 1)
+	b = binary.AppendUvarint(b, p.id.dev)
+	b = binary.AppendUvarint(b, p.id.ino)
+	b = binary.AppendUvarint(b, uint64(p.off))
+	b = binary.AppendUvarint(b, uint64(p.line))
+	if p.done {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func decodeFilePos(b []byte) (filePos, error) {
+	var v [5]uint64
+	for i := range v {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			return filePos{}, errors.New("a file position is cut short")
+		}
+		v[i], b = x, b[n:]
+	}
+	if v[0] != 1 || len(b) != 1 {
+		return filePos{}, fmt.Errorf("a file position of format %d, or corrupt", v[0])
+	}
+	return filePos{id: fileID{v[1], v[2]}, off: int64(v[3]), line: int64(v[4]), done: b[0] == 1}, nil
+}
+
+// pos is where cf stands now.
+func (cf *inputFile) pos(done bool) []byte {
+	return filePos{id: cf.id, off: cf.base + cf.sp.off, line: cf.sp.line, done: done}.encode()
+}
+
+// Seek implements Seeker: files the checkpoint saw to their end are
+// skipped, the one it saw partly is read from where it stopped, the others
+// from their start.
+func (in *fileInput) Seek(positions map[string][]byte) error {
+	in.resume = map[string]filePos{}
+	for path, b := range positions {
+		p, err := decodeFilePos(b)
+		if err != nil {
+			return in.errorf(path, "checkpoint position: %w", err)
+		}
+		in.resume[path] = p
 	}
 	return nil
 }
@@ -279,9 +375,11 @@ func (in *fileInput) fill(ctx context.Context, cf *inputFile) (*record.Batch, er
 	// batch's Source.Partition, which error records and watermarks use, and
 	// metadata on every record would be copied into every Wasm call.
 	// The last batch of a file ends its partition (watermarks).
+	end := eof && err == nil
 	return &record.Batch{
-		Source:  record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: eof && err == nil},
-		Records: recs,
+		Source:   record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: end},
+		Records:  recs,
+		Position: cf.pos(end),
 	}, err
 }
 
@@ -291,6 +389,9 @@ func (in *fileInput) ackFunc(st *fileState, b *record.Batch) AckFunc {
 		in.mu.Lock()
 		if err != nil {
 			if in.autoReplay && !in.ended {
+				// Its position is behind where the input stands now: a
+				// checkpoint must not go back to it.
+				b.Position = nil
 				in.replay = append(in.replay, replayBatch{b: b, st: st})
 				in.mu.Unlock()
 				return nil
@@ -542,4 +643,12 @@ func (o *fileOutput) Close(context.Context) error {
 		return o.errorf("%w", err)
 	}
 	return nil
+}
+
+// identity is a file's device and inode (zero where the OS has none).
+func identity(fi os.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(st.Dev), ino: st.Ino}
+	}
+	return fileID{}
 }

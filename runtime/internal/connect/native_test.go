@@ -422,3 +422,71 @@ func TestNativeFileEndsFailedPartition(t *testing.T) {
 		t.Fatalf("%d read errors, ended %v", errs, ended)
 	}
 }
+
+// TestNativeFileSeek: positions of the batches read so far (the last per
+// file) let a new input resume: files read to their end are skipped, the
+// one read partly goes on from the next line (with its line numbers), the
+// others start at the beginning; every line comes exactly once. A file
+// replaced under the same path is refused.
+func TestNativeFileSeek(t *testing.T) {
+	for _, stop := range []int{1, 2, 3, 4, 5} {
+		t.Run(fmt.Sprint("after ", stop, " batches"), func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"a": "a1\na2\na3\n", "b": "b1\nb2\nb3\nb4\nb5", "c": "c1\n"})
+			conf := map[string]any{"file": map[string]any{"paths": []any{filepath.Join(dir, "*")}}}
+			ctx := testCtx(t)
+			first := mustInput(t, conf, Options{Native: true, BatchSize: 2})
+			var got []string
+			pos := map[string][]byte{}
+			for range stop {
+				b, ack, err := first.Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range b.Records {
+					got = append(got, fmt.Sprintf("%s:%d", r.Value, r.Pos))
+				}
+				if b.Position == nil {
+					t.Fatal("a batch without a position")
+				}
+				pos[b.Source.Partition] = b.Position
+				_ = ack(ctx, nil)
+			}
+			_ = first.Close(ctx)
+			second := mustInput(t, conf, Options{Native: true, BatchSize: 2})
+			if err := second.(Seeker).Seek(pos); err != nil {
+				t.Fatal(err)
+			}
+			rest, _ := readAll(t, second)
+			for _, r := range rest {
+				got = append(got, fmt.Sprintf("%s:%d", r.Value, r.Pos))
+			}
+			want := "a1:1 a2:2 a3:3 b1:1 b2:2 b3:3 b4:4 b5:5 c1:1"
+			if strings.Join(got, " ") != want {
+				t.Fatalf("lines %q\nwant  %q", strings.Join(got, " "), want)
+			}
+		})
+	}
+	t.Run("replaced file", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"a": "a1\na2\na3\n"})
+		conf := map[string]any{"file": map[string]any{"paths": []any{filepath.Join(dir, "a")}}}
+		ctx := testCtx(t)
+		in := mustInput(t, conf, Options{Native: true, BatchSize: 1})
+		b, _, err := in.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := map[string][]byte{b.Source.Partition: b.Position}
+		_ = in.Close(ctx)
+		writeFiles(t, dir, map[string]string{"x": "new\n"}) // made while a exists: another inode
+		if err := os.Rename(filepath.Join(dir, "x"), filepath.Join(dir, "a")); err != nil {
+			t.Fatal(err)
+		}
+		again := mustInput(t, conf, Options{Native: true, BatchSize: 1})
+		_ = again.(Seeker).Seek(pos)
+		if _, _, err := again.Read(ctx); err == nil || !strings.Contains(err.Error(), "another file of this name") {
+			t.Fatalf("a replaced file: %v", err)
+		}
+	})
+}

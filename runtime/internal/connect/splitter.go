@@ -82,6 +82,7 @@ type splitter struct {
 	cur   []byte // unconsumed part of the current chunk
 	carry []byte // a line begun in an earlier chunk; a fresh buffer we own
 	line  int64  // lines consumed so far (including omitted empty ones)
+	off   int64  // bytes consumed so far (the lines and their delimiters)
 	eof   bool
 }
 
@@ -127,6 +128,10 @@ func (s *splitter) nextLine(ctx context.Context, wait bool) (tok []byte, num int
 			}
 		}
 		s.line++
+		s.off += int64(len(tok))
+		if terminated {
+			s.off += int64(dl)
+		}
 		if (terminated && len(tok)+dl > s.f.maxLen) || (!terminated && len(tok) >= s.f.maxLen) {
 			return nil, 0, false, &errLineTooLong{line: s.line, max: s.f.maxLen, field: s.f.maxField}
 		}
