@@ -25,6 +25,7 @@ import (
 	"github.com/wsp-project/wsp/runtime/internal/engine"
 	"github.com/wsp-project/wsp/runtime/internal/gobuild"
 	"github.com/wsp-project/wsp/runtime/internal/ops"
+	"github.com/wsp-project/wsp/runtime/internal/state"
 	"github.com/wsp-project/wsp/runtime/plugin"
 	"github.com/wsp-project/wsp/runtime/record"
 )
@@ -42,9 +43,14 @@ type Options struct {
 	// CacheDir holds compiled modules and built Go plugins. Default
 	// $XDG_CACHE_HOME/wsp (usually ~/.cache/wsp).
 	CacheDir string
-	// StateDir is reserved for keyed state and checkpoints (issue "state");
-	// it is not used yet.
+	// StateDir, when set, holds checkpoints of the keyed state (windows,
+	// timeseries), the watermarks and the input positions: wsp restores the
+	// newest intact one at start and resumes from its positions. Default
+	// "": no checkpoints (a crash loses open windows).
 	StateDir string
+	// CheckpointInterval is how often a checkpoint is taken with a StateDir.
+	// Default 1 s.
+	CheckpointInterval time.Duration
 	// BenthosConnectors runs every input and output through Benthos, even
 	// those wsp implements natively (file, stdin, stdout). Default false.
 	BenthosConnectors bool
@@ -202,9 +208,6 @@ func (r *run) output(ctx context.Context, name string, conf map[string]any) (eng
 func (r *run) build(ctx context.Context) (engine.Config, error) {
 	c := r.p.cfg
 	o := r.opts
-	if o.StateDir != "" {
-		o.Logger.Warn("state_dir is set but keyed state and checkpoints are not implemented yet; open windows and positions are not persisted", "state_dir", o.StateDir)
-	}
 	eng, err := plugin.NewEngine(filepath.Join(o.CacheDir, "compiled"))
 	if err != nil {
 		return engine.Config{}, err
@@ -219,6 +222,9 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		RetryMax:     o.RetryMax,
 		Logger:       o.Logger,
 		Metrics:      o.Metrics,
+	}
+	if o.StateDir != "" {
+		cfg.Checkpoints = &engine.Checkpoints{Store: &state.Store{Dir: filepath.Join(o.StateDir, "checkpoints")}, Interval: o.CheckpointInterval}
 	}
 	lastKey := ""
 	for _, s := range c.Steps {

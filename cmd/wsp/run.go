@@ -29,6 +29,7 @@ type settings struct {
 	MaxInFlight       int
 	CacheDir          string
 	StateDir          string
+	CheckpointEvery   time.Duration
 	HTTPAddr          string
 	BenthosConnectors bool
 	CPUProfile        string
@@ -44,7 +45,8 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 	fs.Int("batch-size", 1024, "records per batch from wsp's own inputs")
 	fs.Int("max-in-flight", 0, "input batches between read and acknowledgement (default: 4 x workers)")
 	fs.String("cache-dir", "", "compiled module and Go plugin build cache (default: $XDG_CACHE_HOME/wsp)")
-	fs.String("state-dir", "", "keyed state and checkpoints (reserved: not used yet)")
+	fs.String("state-dir", "", "checkpoints of windows, watermarks and input positions; a restart resumes from the newest (default: none)")
+	fs.Duration("checkpoint-interval", time.Second, "how often to checkpoint, with --state-dir")
 	fs.String("http-addr", "127.0.0.1:4195", "address for /ready, /health, /metrics and /stats (\"\" or \"off\" disables)")
 	fs.String("cpu-profile", "", "write a Go CPU profile of the run to this file")
 	fs.Bool("benthos-connectors", false, "run every input and output through Benthos, also file/stdin/stdout")
@@ -75,6 +77,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 		MaxInFlight:       v.GetInt("max-in-flight"),
 		CacheDir:          v.GetString("cache-dir"),
 		StateDir:          v.GetString("state-dir"),
+		CheckpointEvery:   v.GetDuration("checkpoint-interval"),
 		HTTPAddr:          v.GetString("http-addr"),
 		BenthosConnectors: v.GetBool("benthos-connectors"),
 		CPUProfile:        v.GetString("cpu-profile"),
@@ -90,6 +93,9 @@ func (s settings) validate() error {
 	}
 	if s.Workers < 0 || s.BatchSize <= 0 || s.MaxInFlight < 0 {
 		return errors.New("workers, batch-size and max-in-flight must not be negative (batch-size > 0)")
+	}
+	if s.CheckpointEvery <= 0 {
+		return fmt.Errorf("checkpoint-interval %s: want a positive duration such as 1s", s.CheckpointEvery)
 	}
 	return nil
 }
@@ -162,15 +168,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	sum, err := p.Run(ctx, wsp.Options{
-		Workers:           s.Workers,
-		BatchSize:         s.BatchSize,
-		MaxInFlight:       s.MaxInFlight,
-		CacheDir:          s.CacheDir,
-		StateDir:          s.StateDir,
-		BenthosConnectors: s.BenthosConnectors,
-		Logger:            log,
-		Metrics:           metrics,
-		HardStop:          hard,
+		Workers:            s.Workers,
+		BatchSize:          s.BatchSize,
+		MaxInFlight:        s.MaxInFlight,
+		CacheDir:           s.CacheDir,
+		StateDir:           s.StateDir,
+		CheckpointInterval: s.CheckpointEvery,
+		BenthosConnectors:  s.BenthosConnectors,
+		Logger:             log,
+		Metrics:            metrics,
+		HardStop:           hard,
 	})
 	printSummary(stderr, sum)
 	if err != nil {

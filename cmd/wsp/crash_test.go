@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wsp-project/wsp/examples/sensors/gen/sensorgen"
+)
+
+// TestCrashRecovery runs the sensor pipeline (examples/sensors/pipeline.yaml:
+// the Wasm cleaner, 5 s tumbling windows per sensor) as a separate wsp
+// process with checkpoints, kills it with SIGKILL at random points, restarts
+// it each time, and lets the last run finish. Every window result written
+// over all the runs must be one of an uninterrupted run's (counts equal,
+// floats within 1e-9 relative), and every one of those must be there: no
+// record lost, none counted twice. Results written after the last
+// checkpoint may repeat (the output is at-least-once), and a kill during a
+// write may leave a cut line, which the next run's lines follow.
+//
+// Short form: 200,000 readings, 3 kills. WSP_TEST_LONG: 1,000,000 readings
+// and 10 kills (issue "state").
+func TestCrashRecovery(t *testing.T) {
+	n, kills := 200_000, 3
+	if os.Getenv("WSP_TEST_LONG") != "" {
+		n, kills = 1_000_000, 10
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "wsp")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	input := filepath.Join(dir, "readings.jsonl")
+	f, err := os.Create(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sensorgen.Write(f, n, 11); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	pipeline, _ := filepath.Abs(repoPath("examples/sensors/pipeline.yaml"))
+	run := func(out, stateDir string) *exec.Cmd {
+		args := []string{"run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", "2", "--log-level", "info"}
+		if stateDir != "" {
+			args = append(args, "--state-dir", stateDir, "--checkpoint-interval", "20ms")
+		}
+		cmd := exec.Command(bin, append(args, pipeline)...)
+		cmd.Env = append(os.Environ(), "SENSORS_INPUT="+input, "SENSORS_OUT="+out)
+		return cmd
+	}
+	// The reference: one uninterrupted run.
+	refOut := filepath.Join(dir, "ref")
+	if out, err := run(refOut, "").CombinedOutput(); err != nil {
+		t.Fatalf("reference run: %v\n%s", err, out)
+	}
+	// A second run, with the module cache warm, times a whole run: kills
+	// fall between 30 % and 90 % of it.
+	start := time.Now()
+	if out, err := run(filepath.Join(dir, "timing"), filepath.Join(dir, "timing-state")).CombinedOutput(); err != nil {
+		t.Fatalf("timing run: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+	ref := windowResults(t, readLines(t, filepath.Join(refOut, "windows.jsonl")), nil)
+	if len(ref) < 100 {
+		t.Fatalf("only %d reference windows", len(ref))
+	}
+	// Crash and restart.
+	out, stateDir := filepath.Join(dir, "crash"), filepath.Join(dir, "state")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	killed, restores := 0, 0
+	for runs := 0; runs < kills; runs++ {
+		cmd := run(out, stateDir)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// A random point of the run (not a timing assertion: any point
+		// must do).
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: %v\n%s", runs+1, err, stderr.String())
+			}
+			t.Logf("run %d finished before its kill", runs+1)
+			runs = kills // nothing left to interrupt
+		case <-time.After(full * time.Duration(30+rng.IntN(60)) / 100):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			killed++
+		}
+		restores += strings.Count(stderr.String(), "restored checkpoint")
+	}
+	final := run(out, stateDir)
+	b, err := final.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the last run: %v\n%s", err, b)
+	}
+	restores += strings.Count(string(b), "restored checkpoint")
+	// The runs resumed from checkpoints (not only started over): with
+	// every run restoring nothing, the results would be right but nothing
+	// of recovery tested.
+	if restores == 0 || killed == 0 {
+		t.Fatalf("no run restored a checkpoint in %d kills", killed)
+	}
+	cut := 0
+	got := windowResults(t, readLines(t, filepath.Join(out, "windows.jsonl")), &cut)
+	if cut > killed {
+		t.Fatalf("%d unreadable lines for %d kills", cut, kills)
+	}
+	for k, w := range got {
+		r, ok := ref[k]
+		if !ok || r.Count != w.Count || !close(r.Mean, w.Mean) || !close(r.Variance, w.Variance) {
+			t.Fatalf("window %v: got %+v, an uninterrupted run gives %+v (ok %v)", k, w, r, ok)
+		}
+	}
+	if len(got) != len(ref) {
+		t.Fatalf("%d of %d windows after %d kills", len(got), len(ref), killed)
+	}
+	t.Logf("%d readings, %d kills, %d restores, %d windows, %d result lines (%d cut by a kill)",
+		n, killed, restores, len(ref), len(readLines(t, filepath.Join(out, "windows.jsonl"))), cut)
+}
+
+type sensorWindow struct {
+	SensorID    string  `json:"sensor_id"`
+	WindowStart int64   `json:"window_start"`
+	Count       int     `json:"count"`
+	Mean        float64 `json:"mean"`
+	Variance    float64 `json:"variance"`
+	Update      bool    `json:"update"`
+}
+
+// windowResults indexes results by (sensor, window start); a repeat must be
+// the same result. With cut set, unreadable lines (cut by a kill) are
+// counted there instead of failing.
+func windowResults(t *testing.T, lines []string, cut *int) map[string]sensorWindow {
+	t.Helper()
+	m := map[string]sensorWindow{}
+	for _, l := range lines {
+		var w sensorWindow
+		if err := json.Unmarshal([]byte(l), &w); err != nil || w.SensorID == "" {
+			if cut == nil {
+				t.Fatalf("%q: %v", l, err)
+			}
+			*cut++
+			continue
+		}
+		k := fmt.Sprint(w.SensorID, "@", w.WindowStart)
+		if p, ok := m[k]; ok && (p.Count != w.Count || !close(p.Mean, w.Mean)) {
+			t.Fatalf("window %s twice, with different results: %+v and %+v", k, p, w)
+		}
+		m[k] = w
+	}
+	return m
+}
