@@ -18,7 +18,8 @@ import (
 // TestCrashRecovery runs the sensor pipeline (examples/sensors/pipeline.yaml:
 // the Wasm cleaner, 5 s tumbling windows per sensor) as a separate wsp
 // process with checkpoints, kills it with SIGKILL at random points, restarts
-// it each time, and lets the last run finish. Every window result written
+// it each time, and lets the last run finish. The first stop is a SIGTERM,
+// which must exit 0 after a last checkpoint. Every window result written
 // over all the runs must be one of an uninterrupted run's (counts equal,
 // floats within 1e-9 relative), and every one of those must be there: no
 // record lost, none counted twice. Results written after the last
@@ -96,6 +97,16 @@ func TestCrashRecovery(t *testing.T) {
 			t.Logf("run %d finished before its kill", runs+1)
 			runs = kills // nothing left to interrupt
 		case <-time.After(full * time.Duration(30+rng.IntN(60)) / 100):
+			if runs == 0 {
+				// The first stop is polite: SIGTERM drains, takes a last
+				// checkpoint and exits 0.
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				if err := <-done; err != nil {
+					t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+				}
+				killed++
+				break
+			}
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 			killed++
