@@ -80,6 +80,8 @@ type gen struct {
 	rng         *rand.Rand
 	t0          int64
 	acked       atomic.Int64
+	stopAt      int    // > 0: call stop once this many records are read
+	stop        func() // (a stop as by SIGTERM, for the recovery figure)
 }
 
 func newGen(n, keys int) *gen {
@@ -94,6 +96,11 @@ func newGen(n, keys int) *gen {
 }
 
 func (g *gen) Read(ctx context.Context) (*record.Batch, wsp.AckFunc, error) {
+	if g.stopAt > 0 && g.next >= g.stopAt {
+		g.stop()
+		<-ctx.Done()
+		return nil, nil, ctx.Err()
+	}
 	if g.next >= g.n {
 		return nil, nil, wsp.ErrEndOfInput
 	}

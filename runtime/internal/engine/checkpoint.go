@@ -103,7 +103,8 @@ type CheckpointStats struct {
 	// MaxPause is the longest time a keyed worker stopped to snapshot its
 	// state; LastDuration the last checkpoint's time from barrier to durable.
 	MaxPause, LastDuration time.Duration
-	Restored               uint64 // the checkpoint restored at start (0: none)
+	Restored               uint64        // the checkpoint restored at start (0: none)
+	RestoreTime            time.Duration // how long reading and restoring it took
 }
 
 func newCkpt(e *engine, cfg Checkpoints) (*ckpt, error) {
@@ -341,6 +342,7 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 // workers' steps and the input, before anything runs.
 func (c *ckpt) restore(chains [][]chainWorker) error {
 	k := c.e.keyed
+	start := time.Now()
 	cp, skipped, err := c.cfg.Store.Latest()
 	for _, s := range skipped {
 		c.e.cfg.Logger.Warn("checkpoint not usable; trying an earlier one", "reason", s)
@@ -395,7 +397,7 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 		c.pos[n] = p
 	}
 	c.nextID = cp.ID + 1
-	c.stats.Restored = cp.ID
+	c.stats.Restored, c.stats.RestoreTime = cp.ID, time.Since(start)
 	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", workers,
 		"partitions", strings.Join(slices.Sorted(mapKeys(m.positions)), ","))
 	return nil

@@ -341,6 +341,9 @@ func Run(ctx, hard context.Context, cfg Config) error {
 				return fmt.Errorf("engine: restore: %w", err)
 			}
 			e.ck = ck
+			e.m.mu.Lock()
+			e.m.ckpt = e.checkpointStats
+			e.m.mu.Unlock()
 		}
 	} else if cfg.Checkpoints != nil {
 		cfg.Logger.Info("checkpoints are off: the pipeline has no keyed state (no window or timeseries step)")

@@ -39,6 +39,7 @@ type Metrics struct {
 	Ready        atomic.Bool
 
 	mu       sync.Mutex
+	ckpt     func() CheckpointStats // with checkpoints
 	Steps    []StepCounters
 	Outputs  []*OutputCounters
 	started  time.Time
@@ -92,14 +93,26 @@ func (m *Metrics) finish() {
 
 // Snapshot is a plain copy of the counters.
 type Snapshot struct {
-	InputRecords int64            `json:"input_records"`
-	InputBatches int64            `json:"input_batches"`
-	InputErrors  int64            `json:"input_errors"`
-	Unreadable   int64            `json:"unreadable"`
-	Elapsed      float64          `json:"elapsed_seconds"`
-	Rate         float64          `json:"records_per_second"`
-	Steps        []StepSnapshot   `json:"steps"`
-	Outputs      []OutputSnapshot `json:"outputs"`
+	InputRecords int64               `json:"input_records"`
+	InputBatches int64               `json:"input_batches"`
+	InputErrors  int64               `json:"input_errors"`
+	Unreadable   int64               `json:"unreadable"`
+	Elapsed      float64             `json:"elapsed_seconds"`
+	Rate         float64             `json:"records_per_second"`
+	Steps        []StepSnapshot      `json:"steps"`
+	Outputs      []OutputSnapshot    `json:"outputs"`
+	Checkpoints  *CheckpointSnapshot `json:"checkpoints,omitempty"`
+}
+
+// CheckpointSnapshot is the checkpoints' figures (with a state folder).
+type CheckpointSnapshot struct {
+	Completed      int64   `json:"completed"`
+	Failed         int64   `json:"failed"`
+	LastID         uint64  `json:"last_id"`
+	MaxPauseMs     float64 `json:"max_pause_ms"`     // the longest a keyed worker stopped to snapshot
+	LastDurationMs float64 `json:"last_duration_ms"` // barrier to durable, the last one
+	Restored       uint64  `json:"restored"`         // the checkpoint restored at start, 0 for none
+	RestoreMs      float64 `json:"restore_ms"`       // how long reading and restoring it took
 }
 
 // StepSnapshot is a copy of StepCounters.
@@ -149,6 +162,12 @@ func (m *Metrics) Snapshot() Snapshot {
 	for _, o := range m.Outputs {
 		s.Outputs = append(s.Outputs, OutputSnapshot{Name: o.Name, Written: o.Written.Load(),
 			Batches: o.Batches.Load(), Retries: o.Retries.Load(), Abandoned: o.Abandoned.Load()})
+	}
+	if m.ckpt != nil {
+		c := m.ckpt()
+		s.Checkpoints = &CheckpointSnapshot{Completed: c.Completed, Failed: c.Failed, LastID: c.LastID,
+			MaxPauseMs: float64(c.MaxPause.Microseconds()) / 1000, LastDurationMs: float64(c.LastDuration.Microseconds()) / 1000,
+			Restored: c.Restored, RestoreMs: float64(c.RestoreTime.Microseconds()) / 1000}
 	}
 	return s
 }
