@@ -51,6 +51,9 @@ type Options struct {
 	// CheckpointInterval is how often a checkpoint is taken with a StateDir.
 	// Default 1 s.
 	CheckpointInterval time.Duration
+	// FromSavepoint, when set (with a StateDir), is a savepoint folder (see
+	// Savepoint) to start from instead of the StateDir's newest checkpoint.
+	FromSavepoint string
 	// BenthosConnectors runs every input and output through Benthos, even
 	// those wsp implements natively (file, stdin, stdout). Default false.
 	BenthosConnectors bool
@@ -225,6 +228,11 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 	}
 	if o.StateDir != "" {
 		cfg.Checkpoints = &engine.Checkpoints{Store: &state.Store{Dir: filepath.Join(o.StateDir, "checkpoints")}, Interval: o.CheckpointInterval}
+		if o.FromSavepoint != "" {
+			cfg.Checkpoints.RestoreFrom = &state.Store{Dir: o.FromSavepoint}
+		}
+	} else if o.FromSavepoint != "" {
+		return engine.Config{}, errors.New("from-savepoint needs a state-dir (where the run's own checkpoints go)")
 	}
 	lastKey := ""
 	for _, s := range c.Steps {
@@ -541,4 +549,13 @@ func IsGoSource(path string) bool { return gobuild.IsSource(path) }
 // path; an unchanged plugin is not rebuilt.
 func BuildGoPlugin(ctx context.Context, dir, cacheDir string) (string, error) {
 	return gobuild.Build(ctx, dir, cacheDir)
+}
+
+// Savepoint copies the newest intact checkpoint of stateDir into dir (which
+// must not exist): a named, portable snapshot to start a run from
+// (Options.FromSavepoint), with any worker count. It returns the
+// checkpoint's id. It can run while wsp runs: checkpoints are consistent
+// cuts, and the copy takes the newest complete one.
+func Savepoint(stateDir, dir string) (uint64, error) {
+	return (&state.Store{Dir: filepath.Join(stateDir, "checkpoints")}).SaveLatest(dir)
 }

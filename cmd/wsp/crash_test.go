@@ -175,3 +175,75 @@ func windowResults(t *testing.T, lines []string, cut *int) map[string]sensorWind
 	}
 	return m
 }
+
+// TestSavepoint: a run stopped by SIGTERM, a savepoint of its state, and a
+// run from that savepoint with another worker count (and a fresh state
+// folder) give, together, exactly an uninterrupted run's windows.
+func TestSavepoint(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "wsp")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	input := filepath.Join(dir, "readings.jsonl")
+	f, err := os.Create(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sensorgen.Write(f, 200_000, 5); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	pipeline, _ := filepath.Abs(repoPath("examples/sensors/pipeline.yaml"))
+	cmd := func(out string, args ...string) *exec.Cmd {
+		c := exec.Command(bin, append(append([]string{"run", "--http-addr", "off", "--cache-dir", cacheDir}, args...), pipeline)...)
+		c.Env = append(os.Environ(), "SENSORS_INPUT="+input, "SENSORS_OUT="+out)
+		return c
+	}
+	ref := filepath.Join(dir, "ref")
+	if b, err := cmd(ref, "--workers", "2").CombinedOutput(); err != nil {
+		t.Fatalf("reference: %v\n%s", err, b)
+	}
+	start := time.Now() // a second run, the module cache warm, times a run
+	if b, err := cmd(filepath.Join(dir, "timing"), "--workers", "2").CombinedOutput(); err != nil {
+		t.Fatalf("timing run: %v\n%s", err, b)
+	}
+	full := time.Since(start)
+	out, state1, state2 := filepath.Join(dir, "out"), filepath.Join(dir, "s1"), filepath.Join(dir, "s2")
+	first := cmd(out, "--workers", "2", "--state-dir", state1, "--checkpoint-interval", "20ms")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(full * 2 / 5) // a point mid-run (any point must do)
+	_ = first.Process.Signal(syscall.SIGTERM)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	before := len(readLines(t, filepath.Join(out, "windows.jsonl")))
+	var so, se strings.Builder
+	if code := Main([]string{"savepoint", "--state-dir", state1, "mid"}, &so, &se); code != 0 || !strings.Contains(so.String(), "savepoint ") {
+		t.Fatalf("wsp savepoint: exit %d: %s%s", code, so.String(), se.String())
+	}
+	if code := Main([]string{"savepoint", "--state-dir", state1, "mid"}, &so, &se); code == 0 {
+		t.Fatal("a savepoint overwritten")
+	}
+	b, err := cmd(out, "--workers", "1", "--state-dir", state2, "--from-savepoint", filepath.Join(state1, "savepoints", "mid"), "--log-level", "info").CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "restored checkpoint") {
+		t.Fatalf("run from the savepoint: %v\n%s", err, b)
+	}
+	want := windowResults(t, readLines(t, filepath.Join(ref, "windows.jsonl")), nil)
+	got := windowResults(t, readLines(t, filepath.Join(out, "windows.jsonl")), nil)
+	for k, w := range got {
+		r, ok := want[k]
+		if !ok || r.Count != w.Count || !close(r.Mean, w.Mean) || !close(r.Variance, w.Variance) {
+			t.Fatalf("window %v: got %+v, an uninterrupted run gives %+v", k, w, r)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d of %d windows", len(got), len(want))
+	}
+	if before == 0 || before >= len(want) {
+		t.Fatalf("the first run wrote %d of %d windows: it was not stopped mid-run", before, len(want))
+	}
+	t.Logf("%d windows before the savepoint, %d in all", before, len(want))
+}

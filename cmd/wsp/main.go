@@ -36,6 +36,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "savepoint":
+		return cmdSavepoint(args[1:], stdout, stderr)
 	case "plugin":
 		if len(args) >= 2 && args[1] == "inspect" {
 			return cmdInspect(args[2:], stdout, stderr)
@@ -62,6 +64,7 @@ func usage(w io.Writer) {
 
 Commands:
   wsp run [flags] <pipeline.yaml>      run a pipeline (see wsp run --help)
+  wsp savepoint --state-dir DIR <name> copy the newest checkpoint to DIR/savepoints/<name>
   wsp plugin inspect <module>          show a module's ABI version, features, exports
   wsp version                          print the version
 `)

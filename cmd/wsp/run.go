@@ -30,6 +30,7 @@ type settings struct {
 	CacheDir          string
 	StateDir          string
 	CheckpointEvery   time.Duration
+	FromSavepoint     string
 	HTTPAddr          string
 	BenthosConnectors bool
 	CPUProfile        string
@@ -47,6 +48,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 	fs.String("cache-dir", "", "compiled module and Go plugin build cache (default: $XDG_CACHE_HOME/wsp)")
 	fs.String("state-dir", "", "checkpoints of windows, watermarks and input positions; a restart resumes from the newest (default: none)")
 	fs.Duration("checkpoint-interval", time.Second, "how often to checkpoint, with --state-dir")
+	fs.String("from-savepoint", "", "start from this savepoint folder (wsp savepoint) instead of the newest checkpoint; needs --state-dir")
 	fs.String("http-addr", "127.0.0.1:4195", "address for /ready, /health, /metrics and /stats (\"\" or \"off\" disables)")
 	fs.String("cpu-profile", "", "write a Go CPU profile of the run to this file")
 	fs.Bool("benthos-connectors", false, "run every input and output through Benthos, also file/stdin/stdout")
@@ -78,6 +80,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 		CacheDir:          v.GetString("cache-dir"),
 		StateDir:          v.GetString("state-dir"),
 		CheckpointEvery:   v.GetDuration("checkpoint-interval"),
+		FromSavepoint:     v.GetString("from-savepoint"),
 		HTTPAddr:          v.GetString("http-addr"),
 		BenthosConnectors: v.GetBool("benthos-connectors"),
 		CPUProfile:        v.GetString("cpu-profile"),
@@ -174,6 +177,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		CacheDir:           s.CacheDir,
 		StateDir:           s.StateDir,
 		CheckpointInterval: s.CheckpointEvery,
+		FromSavepoint:      s.FromSavepoint,
 		BenthosConnectors:  s.BenthosConnectors,
 		Logger:             log,
 		Metrics:            metrics,

@@ -52,6 +52,10 @@ type Checkpoints struct {
 	// Now is the clock that says when a checkpoint is due; tests inject
 	// one. Default time.Now.
 	Now func() time.Time
+	// RestoreFrom, when set, is where the state to start from is (a
+	// savepoint) instead of Store's newest checkpoint; new checkpoints
+	// still go to Store. It must hold a checkpoint.
+	RestoreFrom *state.Store
 }
 
 // Snapshotter is a KeyedWorker whose state can be checkpointed. Snapshot is
@@ -343,12 +347,22 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 func (c *ckpt) restore(chains [][]chainWorker) error {
 	k := c.e.keyed
 	start := time.Now()
-	cp, skipped, err := c.cfg.Store.Latest()
+	from := c.cfg.Store
+	if c.cfg.RestoreFrom != nil {
+		from = c.cfg.RestoreFrom
+	}
+	cp, skipped, err := from.Latest()
 	for _, s := range skipped {
 		c.e.cfg.Logger.Warn("checkpoint not usable; trying an earlier one", "reason", s)
 	}
-	if err != nil || cp == nil {
+	if err != nil {
 		return err
+	}
+	if cp == nil {
+		if c.cfg.RestoreFrom != nil {
+			return fmt.Errorf("no intact checkpoint in savepoint %s", from.Dir)
+		}
+		return nil
 	}
 	m, err := decodeMeta(cp.Meta)
 	if err != nil {

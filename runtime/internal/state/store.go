@@ -331,3 +331,35 @@ func (s *Store) read(id uint64) (*Checkpoint, error) {
 }
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// SaveLatest copies the newest intact checkpoint into dir as a store of its
+// own (a savepoint): dir must not exist yet. It returns the checkpoint's
+// id. The copy is made under a temporary name and renamed, so dir is
+// either complete or absent.
+func (s *Store) SaveLatest(dir string) (uint64, error) {
+	c, _, err := s.Latest()
+	if err != nil {
+		return 0, err
+	}
+	if c == nil {
+		return 0, fmt.Errorf("state: no intact checkpoint in %s to save", s.Dir)
+	}
+	f := s.fs()
+	if _, err := f.ReadDir(dir); err == nil {
+		return 0, fmt.Errorf("state: savepoint %s exists already", dir)
+	}
+	tmp := dir + ".tmp"
+	if err := f.RemoveAll(tmp); err != nil {
+		return 0, err
+	}
+	sp := &Store{Dir: tmp, FS: s.FS, Keep: 1}
+	if err := sp.Write(c); err != nil {
+		_ = f.RemoveAll(tmp)
+		return 0, err
+	}
+	if err := f.Rename(tmp, dir); err != nil {
+		_ = f.RemoveAll(tmp)
+		return 0, fmt.Errorf("state: savepoint: %w", err)
+	}
+	return c.ID, f.SyncDir(filepath.Dir(dir))
+}

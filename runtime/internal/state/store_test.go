@@ -186,3 +186,31 @@ func TestStoreFullDisk(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveLatest: a savepoint is a store holding the newest intact
+// checkpoint, readable on its own; an existing one is not overwritten.
+func TestSaveLatest(t *testing.T) {
+	s := &Store{Dir: filepath.Join(t.TempDir(), "ck")}
+	if _, err := s.SaveLatest(filepath.Join(t.TempDir(), "sp")); err == nil {
+		t.Fatal("a savepoint of nothing")
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if err := s.Write(ckpt(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flip(t, filepath.Join(s.dirOf(3), "w0.window"), 1) // the newest is damaged: the one before is saved
+	sp := filepath.Join(t.TempDir(), "sp")
+	id, err := s.SaveLatest(sp)
+	if err != nil || id != 2 {
+		t.Fatalf("saved %d: %v", id, err)
+	}
+	got, skipped, err := (&Store{Dir: sp}).Latest()
+	if err != nil || len(skipped) != 0 {
+		t.Fatal(err, skipped)
+	}
+	sameCkpt(t, got, ckpt(2))
+	if _, err := s.SaveLatest(sp); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("overwrote a savepoint: %v", err)
+	}
+}
