@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,3 +337,46 @@ func runCkptWith(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, worke
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// failingFS fails every file write of the first `fail` checkpoints with
+// ENOSPC (a full disk), then works.
+type failingFS struct {
+	state.OSFS
+	mu    sync.Mutex
+	fail  int
+	tries int
+}
+
+func (f *failingFS) MkdirAll(p string) error { // once per checkpoint
+	f.mu.Lock()
+	f.tries++
+	f.mu.Unlock()
+	return f.OSFS.MkdirAll(p)
+}
+
+func (f *failingFS) Create(p string) (state.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tries <= f.fail {
+		return nil, &os.PathError{Op: "write", Path: p, Err: syscall.ENOSPC}
+	}
+	return f.OSFS.Create(p)
+}
+
+// TestCheckpointFullDisk: checkpoints that fail (a full disk) are logged and
+// counted; the input acks wait for a later one that succeeds, and the run's
+// results are unchanged.
+func TestCheckpointFullDisk(t *testing.T) {
+	lines := sensorLines(10_000, 7, 300, 5)
+	mk := func() engine.KeyedStep {
+		return &WindowStep{StepName: "w", Size: 1000, KeyName: "id", Aggs: windowAggs(t)}
+	}
+	ref, _ := runCkpt(t, lines, mk, 2, nil, nil)
+	fs := &failingFS{fail: 4}
+	got, m := runCkpt(t, lines, mk, 2, &engine.Checkpoints{Store: &state.Store{Dir: t.TempDir(), FS: fs}, Interval: 4 * time.Millisecond}, nil)
+	checkExactlyOnce(t, ref, got)
+	c := m.Snapshot().Checkpoints
+	if c == nil || c.Failed < 3 || c.Completed < 1 {
+		t.Fatalf("checkpoints %+v: want some failed, then some completed", c)
+	}
+}
