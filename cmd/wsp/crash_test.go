@@ -26,12 +26,12 @@ import (
 // checkpoint may repeat (the output is at-least-once), and a kill during a
 // write may leave a cut line, which the next run's lines follow.
 //
-// Short form: 200,000 readings, 3 kills. WSP_TEST_LONG: 1,000,000 readings
-// and 10 kills (issue "state").
+// Short form: 200,000 readings, 3 stops. WSP_TEST_LONG: 1,000,000 readings,
+// a SIGTERM and 10 SIGKILLs (issue "state").
 func TestCrashRecovery(t *testing.T) {
 	n, kills := 200_000, 3
 	if os.Getenv("WSP_TEST_LONG") != "" {
-		n, kills = 1_000_000, 10
+		n, kills = 1_000_000, 11 // a SIGTERM, then 10 SIGKILLs
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "wsp")
@@ -70,6 +70,20 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("timing run: %v\n%s", err, out)
 	}
 	full := time.Since(start)
+	// And a run over one reading times the start-up, so that each run
+	// gets, on average, a kills-th of the work before its kill.
+	one := filepath.Join(dir, "one.jsonl")
+	if err := os.WriteFile(one, []byte(strings.SplitN(string(must(os.ReadFile(input))), "\n", 2)[0]+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	oneRun := run(filepath.Join(dir, "one"), "")
+	oneRun.Env = append(oneRun.Env, "SENSORS_INPUT="+one)
+	if out, err := oneRun.CombinedOutput(); err != nil {
+		t.Fatalf("start-up run: %v\n%s", err, out)
+	}
+	startup := time.Since(start)
+	work := max(full-startup, full/4)
 	ref := windowResults(t, readLines(t, filepath.Join(refOut, "windows.jsonl")), nil)
 	if len(ref) < 100 {
 		t.Fatalf("only %d reference windows", len(ref))
@@ -96,7 +110,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			t.Logf("run %d finished before its kill", runs+1)
 			runs = kills // nothing left to interrupt
-		case <-time.After(full * time.Duration(30+rng.IntN(60)) / 100):
+		case <-time.After(startup + time.Duration(rng.Float64()*2*float64(work)/float64(kills+1))):
 			if runs == 0 {
 				// The first stop is polite: SIGTERM drains, takes a last
 				// checkpoint and exits 0.
@@ -141,6 +155,13 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	t.Logf("%d readings, %d kills, %d restores, %d windows, %d result lines (%d cut by a kill)",
 		n, killed, restores, len(ref), len(readLines(t, filepath.Join(out, "windows.jsonl"))), cut)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 type sensorWindow struct {
