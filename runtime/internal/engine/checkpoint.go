@@ -66,10 +66,18 @@ type Snapshotter interface {
 	Restore(snap []byte, keep func(key []byte) bool) error
 }
 
+// LaterSnapshotter is a Snapshotter that can copy its state quickly at the
+// barrier and encode the copy afterwards on another goroutine, so the
+// worker's pause is the copy only.
+type LaterSnapshotter interface {
+	SnapshotLater() (encode func() ([]byte, error), err error)
+}
+
 // ckptPart is one worker's snapshot of one keyed step.
 type ckptPart struct {
 	worker, step int
 	b            []byte
+	encode       func() ([]byte, error) // when set, makes b (on the collector's goroutine)
 	err          error
 	pause        time.Duration
 }
@@ -208,6 +216,9 @@ func (c *ckpt) collect(id, seq uint64, meta []byte, start time.Time, flushed *sy
 	var pause time.Duration
 	for range want {
 		p := <-c.parts
+		if p.encode != nil && p.err == nil {
+			p.b, p.err = p.encode()
+		}
 		if p.err != nil {
 			errs = append(errs, p.err)
 			continue
@@ -245,12 +256,13 @@ func partName(worker, step int) string { return "w" + strconv.Itoa(worker) + ".s
 func (c *ckpt) snapshot(worker int, ws []chainWorker) {
 	for _, si := range c.steps {
 		start := time.Now()
-		s, ok := ws[si].kw.(Snapshotter)
 		p := ckptPart{worker: worker, step: si}
-		if !ok {
-			p.err = fmt.Errorf("step %s: its state cannot be checkpointed", c.e.cfg.Keyed.Chain[si].named().Name())
-		} else {
+		if ls, ok := ws[si].kw.(LaterSnapshotter); ok {
+			p.encode, p.err = ls.SnapshotLater()
+		} else if s, ok := ws[si].kw.(Snapshotter); ok {
 			p.b, p.err = s.Snapshot(nil)
+		} else {
+			p.err = fmt.Errorf("step %s: its state cannot be checkpointed", c.e.cfg.Keyed.Chain[si].named().Name())
 		}
 		p.pause = time.Since(start)
 		c.parts <- p

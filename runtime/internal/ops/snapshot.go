@@ -29,6 +29,19 @@ func (w *windowWorker) Snapshot(dst []byte) ([]byte, error) {
 	return op.Snapshot(dst)
 }
 
+// SnapshotLater copies the state now and encodes it later (on the
+// checkpoint's goroutine) where the operator can; see
+// window.Operator.SnapshotLater.
+func (w *windowWorker) SnapshotLater() (func() ([]byte, error), error) {
+	if op, ok := w.op.(interface {
+		SnapshotLater() (func() ([]byte, error), error)
+	}); ok {
+		return op.SnapshotLater()
+	}
+	b, err := w.Snapshot(nil)
+	return func() ([]byte, error) { return b, err }, nil
+}
+
 // Restore adds a snapshot's state for the keys keep accepts.
 func (w *windowWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 	op, ok := w.op.(windowSnapshotter)

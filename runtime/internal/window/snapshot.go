@@ -46,27 +46,69 @@ var ErrSnapshotBusy = errors.New("window: snapshot during an unfinished advance"
 
 // Snapshot appends the operator's state to dst.
 func (o *Operator) Snapshot(dst []byte) ([]byte, error) {
+	tabs, err := o.liveTables()
+	if err != nil {
+		return dst, err
+	}
+	return o.encode(dst, o.wm, tabs), nil
+}
+
+// SnapshotLater is Snapshot in two steps, to keep the worker's pause short:
+// it copies the state's arrays now (a memory copy per table) and returns a
+// function, safe to run on another goroutine while the operator goes on,
+// that encodes the copy. Windows with sketches or a Wasm aggregate (state
+// behind pointers) are encoded at once instead.
+func (o *Operator) SnapshotLater() (func() ([]byte, error), error) {
+	tabs, err := o.liveTables()
+	if err != nil {
+		return nil, err
+	}
+	wm := o.wm
+	if o.Sketch != nil || o.Touch != nil {
+		b := o.encode(nil, wm, tabs)
+		return func() ([]byte, error) { return b, nil }, nil
+	}
+	frozen := make([]*table, len(tabs))
+	for i, t := range tabs {
+		frozen[i] = &table{w: t.w, emitted: t.emitted, keyOff: slices.Clone(t.keyOff), arena: slices.Clone(t.arena),
+			n: slices.Clone(t.n), m: slices.Clone(t.m), s: slices.Clone(t.s), fl: slices.Clone(t.fl)}
+	}
+	cp := *o // the settings only: encode reads no live state
+	return func() ([]byte, error) { return cp.encode(nil, wm, frozen), nil }, nil
+}
+
+// liveTables returns the live tables by end, checking they can be written.
+func (o *Operator) liveTables() ([]*table, error) {
 	o.init()
 	if o.resume != nil {
-		return dst, ErrSnapshotBusy
+		return nil, ErrSnapshotBusy
 	}
-	e := enc{b: dst}
-	e.b = append(e.b, alignedMagic...)
-	e.uvarint(snapshotVersion)
-	o.putSettings(&e)
-	e.varint(o.wm)
 	ends := make([]int64, 0, len(o.byEnd))
 	for end := range o.byEnd {
 		ends = append(ends, end)
 	}
 	slices.Sort(ends)
-	e.uvarint(uint64(len(ends)))
-	f := o.Fields
+	tabs := make([]*table, 0, len(ends))
 	for _, end := range ends {
 		t := o.byEnd[end]
 		if t.emitted != 0 && t.emitted != t.len() {
-			return dst, fmt.Errorf("window: snapshot: window ending %d is half fired", end)
+			return nil, fmt.Errorf("window: snapshot: window ending %d is half fired", end)
 		}
+		tabs = append(tabs, t)
+	}
+	return tabs, nil
+}
+
+// encode writes the snapshot of tabs (see the format above).
+func (o *Operator) encode(dst []byte, wm int64, tabs []*table) []byte {
+	e := enc{b: dst}
+	e.b = append(e.b, alignedMagic...)
+	e.uvarint(snapshotVersion)
+	o.putSettings(&e)
+	e.varint(wm)
+	e.uvarint(uint64(len(tabs)))
+	f := o.Fields
+	for _, t := range tabs {
 		e.varint(t.w.Start)
 		e.varint(t.w.End)
 		e.bool(t.emitted > 0)
@@ -75,7 +117,7 @@ func (o *Operator) Snapshot(dst []byte) ([]byte, error) {
 			e.bytes([]byte(t.key(i)))
 			e.varint(t.n[i])
 			for k := range f {
-				if t.m != nil {
+				if len(t.m) > 0 {
 					putMoments(&e, &t.m[i*f+k])
 				} else {
 					s := &t.s[i*f+k]
@@ -106,7 +148,7 @@ func (o *Operator) Snapshot(dst []byte) ([]byte, error) {
 			}
 		}
 	}
-	return e.b, nil
+	return e.b
 }
 
 func (o *Operator) putSettings(e *enc) {
