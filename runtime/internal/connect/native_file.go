@@ -125,10 +125,15 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 				return nil, nil, ErrEndOfInput
 			}
 			if p, ok := in.resume[in.paths[in.next]]; ok && p.done {
-				// Read to its end (or given up on) before the checkpoint.
 				delete(in.resume, in.paths[in.next])
-				in.next++
-				continue
+				if fi, err := os.Stat(in.paths[in.next]); err != nil || identity(fi) == p.id {
+					// Read to its end (or given up on) before the
+					// checkpoint: skipped.
+					in.next++
+					continue
+				}
+				// Another file under that name since (a drop folder with
+				// delete_on_finish): read it from its start.
 			}
 			if err := in.open(in.paths[in.next]); err != nil {
 				return nil, nil, err // retried on the next Read, as Benthos does
@@ -228,11 +233,17 @@ func (in *fileInput) open(path string) error {
 		id:       id,
 	}
 	if p, ok := in.resume[path]; ok {
-		delete(in.resume, path)
+		// Kept until the checks pass: a refused file stays refused on the
+		// engine's retries.
 		if p.id != id {
 			_ = f.Close()
 			return in.errorf(path, "the checkpoint's position is in another file of this name (device %d inode %d then, device %d inode %d now): reset the state, or put the file it read back", p.id.dev, p.id.ino, id.dev, id.ino)
 		}
+		if src.remaining >= 0 && src.remaining < p.off {
+			_ = f.Close()
+			return in.errorf(path, "the file is %d bytes, shorter than the checkpoint's position (byte %d): it was truncated or rewritten; reset the state, or put the file it read back", src.remaining, p.off)
+		}
+		delete(in.resume, path)
 		if _, err := f.Seek(p.off, io.SeekStart); err != nil {
 			_ = f.Close()
 			return in.errorf(path, "resuming at byte %d: %w", p.off, err)

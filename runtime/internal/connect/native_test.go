@@ -485,8 +485,54 @@ func TestNativeFileSeek(t *testing.T) {
 		}
 		again := mustInput(t, conf, Options{Native: true, BatchSize: 1})
 		_ = again.(Seeker).Seek(pos)
-		if _, _, err := again.Read(ctx); err == nil || !strings.Contains(err.Error(), "another file of this name") {
-			t.Fatalf("a replaced file: %v", err)
+		for range 2 { // refused on the engine's retry too
+			if _, _, err := again.Read(ctx); err == nil || !strings.Contains(err.Error(), "another file of this name") {
+				t.Fatalf("a replaced file: %v", err)
+			}
+		}
+	})
+	t.Run("truncated file", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"a": "a1\na2\na3\n"})
+		conf := map[string]any{"file": map[string]any{"paths": []any{filepath.Join(dir, "a")}}}
+		ctx := testCtx(t)
+		in := mustInput(t, conf, Options{Native: true, BatchSize: 2})
+		b, _, err := in.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := map[string][]byte{b.Source.Partition: b.Position}
+		_ = in.Close(ctx)
+		if err := os.Truncate(filepath.Join(dir, "a"), 2); err != nil {
+			t.Fatal(err)
+		}
+		again := mustInput(t, conf, Options{Native: true, BatchSize: 2})
+		_ = again.(Seeker).Seek(pos)
+		if _, _, err := again.Read(ctx); err == nil || !strings.Contains(err.Error(), "shorter than the checkpoint's position") {
+			t.Fatalf("a truncated file: %v", err)
+		}
+	})
+	t.Run("finished file replaced", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"a": "old\n"})
+		conf := map[string]any{"file": map[string]any{"paths": []any{filepath.Join(dir, "a")}}}
+		ctx := testCtx(t)
+		in := mustInput(t, conf, Options{Native: true, BatchSize: 2})
+		b, _, err := in.Read(ctx)
+		if err != nil || !b.Source.PartitionEnd {
+			t.Fatalf("%+v %v", b, err)
+		}
+		pos := map[string][]byte{b.Source.Partition: b.Position}
+		_ = in.Close(ctx)
+		writeFiles(t, dir, map[string]string{"x": "new\n"}) // made while a exists: another inode
+		if err := os.Rename(filepath.Join(dir, "x"), filepath.Join(dir, "a")); err != nil {
+			t.Fatal(err)
+		}
+		again := mustInput(t, conf, Options{Native: true, BatchSize: 2})
+		_ = again.(Seeker).Seek(pos)
+		rest, _ := readAll(t, again)
+		if len(rest) != 1 || rest[0].Value != "new" {
+			t.Fatalf("a new file under a finished one's name: read %+v", rest)
 		}
 	})
 }

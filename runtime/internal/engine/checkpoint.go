@@ -227,6 +227,9 @@ func (c *ckpt) collect(id, seq uint64, meta []byte, start time.Time, flushed *sy
 		cp.Parts[partName(p.worker, p.step)] = p.b
 	}
 	flushed.Wait()
+	if c.e.abandoned.Load() > 0 {
+		errs = append(errs, errors.New("output writes were abandoned at a hard stop: what they held is not covered"))
+	}
 	err := errors.Join(errs...)
 	if err == nil {
 		err = c.cfg.Store.Write(cp)
@@ -370,6 +373,13 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 	if err != nil {
 		return err
 	}
+	// New checkpoints are numbered after every one in the store (a
+	// savepoint's id may be older than they are).
+	next, err := c.cfg.Store.NextID()
+	if err != nil {
+		return err
+	}
+	c.nextID = next
 	if cp == nil {
 		if c.cfg.RestoreFrom != nil {
 			return fmt.Errorf("no intact checkpoint in savepoint %s", from.Dir)
@@ -422,7 +432,7 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 	for n, p := range m.positions {
 		c.pos[n] = p
 	}
-	c.nextID = cp.ID + 1
+	c.nextID = max(c.nextID, cp.ID+1)
 	c.stats.Restored, c.stats.RestoreTime = cp.ID, time.Since(start)
 	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", workers,
 		"partitions", strings.Join(slices.Sorted(mapKeys(m.positions)), ","))

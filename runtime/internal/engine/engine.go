@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsp-project/wsp/runtime/internal/connect"
@@ -242,6 +243,9 @@ type engine struct {
 	keyed *keyedStage // nil without a window
 	steps []namedStep // cfg.allSteps()
 	ck    *ckpt       // with checkpoints
+	// abandoned counts output writes given up at a hard stop: after one, no
+	// checkpoint may count (it would cover records whose output is lost).
+	abandoned atomic.Int64
 	// dispatched is the number of jobs the sequencer dispatched, set when
 	// it returns.
 	dispatched uint64
@@ -706,6 +710,7 @@ func (e *engine) writer(hard context.Context, i int) {
 			e.cfg.Logger.Warn("output write failed; retrying", "output", o.Name, "error", err, "backoff", backoff)
 			if e.cfg.Sleep(hard, backoff) != nil {
 				om.Abandoned.Add(int64(w.b.Len()))
+				e.abandoned.Add(1)
 				err = fmt.Errorf("output %s: abandoned at hard stop after error: %w", o.Name, err)
 				break
 			}

@@ -211,8 +211,7 @@ func (s *Store) prune(newest uint64) error {
 		if id > newest {
 			continue
 		}
-		_, err := s.fs().ReadFile(filepath.Join(s.dirOf(id), manifestName))
-		if err == nil && complete < keep {
+		if s.manifestOK(id) && complete < keep {
 			complete++
 			continue
 		}
@@ -221,6 +220,27 @@ func (s *Store) prune(newest uint64) error {
 		}
 	}
 	return nil
+}
+
+// NextID is the id after every checkpoint folder in the store (1 when
+// empty): a run numbers its checkpoints from it, so they are the newest
+// even when it started from an older savepoint.
+func (s *Store) NextID() (uint64, error) {
+	ids, err := s.ids()
+	if err != nil || len(ids) == 0 {
+		return 1, err
+	}
+	return ids[len(ids)-1] + 1, nil
+}
+
+// manifestOK says whether checkpoint id has a manifest that checks out (its
+// parts are not read: that is Latest's work).
+func (s *Store) manifestOK(id uint64) bool {
+	m, err := s.fs().ReadFile(filepath.Join(s.dirOf(id), manifestName))
+	if err != nil || len(m) < 8 || string(m[:4]) != manifestMagic {
+		return false
+	}
+	return crc32.Checksum(m[:len(m)-4], castagnoli) == binary.LittleEndian.Uint32(m[len(m)-4:])
 }
 
 // ids lists the checkpoint folders, oldest first.

@@ -214,3 +214,27 @@ func TestSaveLatest(t *testing.T) {
 		t.Fatalf("overwrote a savepoint: %v", err)
 	}
 }
+
+// TestPruneKeepsIntact: a corrupt checkpoint does not count among the Keep
+// newest, so the last intact older one is kept to fall back on.
+func TestPruneKeepsIntact(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	for id := uint64(1); id <= 2; id++ {
+		if err := s.Write(ckpt(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flip(t, filepath.Join(s.dirOf(2), manifestName), 8) // 2 is corrupt
+	if err := s.Write(ckpt(3)); err != nil {
+		t.Fatal(err)
+	}
+	flip(t, filepath.Join(s.dirOf(3), "w1.window"), 0) // and now 3 too
+	got, skipped, err := s.Latest()
+	if err != nil || len(skipped) != 2 {
+		t.Fatal(err, skipped)
+	}
+	sameCkpt(t, got, ckpt(1))
+	if id, _ := s.NextID(); id != 4 {
+		t.Fatalf("next id %d, want 4", id)
+	}
+}
