@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -163,7 +164,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	metrics := wsp.NewMetrics()
 	if s.HTTPAddr != "" && s.HTTPAddr != "off" {
-		srv, _, err := serveHTTP(s.HTTPAddr, metrics)
+		srv, _, err := serveHTTP(s.HTTPAddr, metrics, s.StateDir)
 		if err != nil {
 			log.Warn("http server not started", "addr", s.HTTPAddr, "error", err)
 		} else {
@@ -215,9 +216,9 @@ func printSummary(w io.Writer, s wsp.Summary) {
 	}
 }
 
-// serveHTTP starts the health and metrics endpoints and returns the
-// address it listens on.
-func serveHTTP(addr string, m *wsp.Metrics) (*http.Server, net.Addr, error) {
+// serveHTTP starts the health and metrics endpoints (and, with a state
+// folder, POST /savepoint?name=NAME) and returns the address it listens on.
+func serveHTTP(addr string, m *wsp.Metrics, stateDir string) (*http.Server, net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, err
@@ -240,6 +241,25 @@ func serveHTTP(addr string, m *wsp.Metrics) (*http.Server, net.Addr, error) {
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writePrometheus(w, m.Snapshot())
+	})
+	mux.HandleFunc("/savepoint", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST /savepoint?name=NAME", http.StatusMethodNotAllowed)
+			return
+		}
+		name := r.URL.Query().Get("name")
+		if stateDir == "" || name == "" || filepath.Base(name) != name || name == "." || name == ".." {
+			http.Error(w, "a savepoint needs --state-dir and a plain name: POST /savepoint?name=NAME", http.StatusBadRequest)
+			return
+		}
+		dir := filepath.Join(stateDir, "savepoints", name)
+		id, err := wsp.Savepoint(stateDir, dir)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		writeJSON(w, map[string]any{"savepoint": dir, "checkpoint": id})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
