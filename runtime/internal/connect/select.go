@@ -58,7 +58,11 @@ func NewInput(ctx context.Context, conf map[string]any, opts Options) (Input, er
 			return newFileInput(spec, opts)
 		}
 	}
-	return newBenthosInput(ctx, b, label, opts)
+	in, err := newBenthosInput(ctx, b, label, opts)
+	if err == nil {
+		in.replayNacks = !nacksDropped(conf)
+	}
+	return in, err
 }
 
 // inputBuilder has Benthos parse and lint conf, the input named name, as a
@@ -450,4 +454,20 @@ func intValue(v any) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// nacksDropped says whether the input's config sets auto_replay_nacks:
+// false (Benthos then drops nacked messages).
+func nacksDropped(conf map[string]any) bool {
+	for k, v := range conf {
+		if k == "label" || k == "processors" {
+			continue
+		}
+		if m, ok := v.(map[string]any); ok {
+			if r, ok := m["auto_replay_nacks"].(bool); ok && !r {
+				return true
+			}
+		}
+	}
+	return false
 }
