@@ -79,8 +79,8 @@ func runFixture(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, ck *en
 	}
 	err := engine.Run(ctx, context.Background(), engine.Config{
 		Input: in, Steps: []engine.Step{key, tstep}, Workers: 1, MaxInFlight: 1,
-		Keyed:       &engine.Keyed{Chain: []engine.ChainStep{{Keyed: ks}}, OutOfOrder: 300},
-		Output:      engine.Output{Out: out}, ErrorOutput: engine.Output{Out: &lockedOutput{}},
+		Keyed:  &engine.Keyed{Chain: []engine.ChainStep{{Keyed: ks}}, OutOfOrder: 300},
+		Output: engine.Output{Out: out}, ErrorOutput: engine.Output{Out: &lockedOutput{}},
 		Checkpoints: ck, Logger: quietLogger(),
 	})
 	if err != nil {
