@@ -465,3 +465,56 @@ func (d *dec) bytes() []byte {
 	d.b = d.b[n:]
 	return p
 }
+
+// Encoder and Decoder are the snapshot codec's primitives for other
+// packages' state (the timeseries step's): the same varints, IEEE floats
+// and length-prefixed bytes as the window snapshots. A Decoder records the
+// first error (a snapshot cut short or corrupt) and returns zero values
+// after it; counts are refused when larger than the bytes left.
+type Encoder struct{ e enc }
+
+// NewEncoder appends to dst.
+func NewEncoder(dst []byte) *Encoder { return &Encoder{enc{b: dst}} }
+
+func (x *Encoder) Uvarint(v uint64) { x.e.uvarint(v) }
+func (x *Encoder) Varint(v int64)   { x.e.varint(v) }
+func (x *Encoder) Float(v float64)  { x.e.float(v) }
+func (x *Encoder) Bytes(p []byte)   { x.e.bytes(p) }
+func (x *Encoder) Bool(v bool)      { x.e.bool(v) }
+func (x *Encoder) Raw(p []byte)     { x.e.b = append(x.e.b, p...) }
+func (x *Encoder) Result() []byte   { return x.e.b }
+
+// Decoder reads what an Encoder wrote.
+type Decoder struct{ d dec }
+
+// NewDecoder reads b.
+func NewDecoder(b []byte) *Decoder { return &Decoder{dec{b: b}} }
+
+func (x *Decoder) Uvarint() uint64 { return x.d.uvarint() }
+func (x *Decoder) Varint() int64   { return x.d.varint() }
+func (x *Decoder) Float() float64  { return x.d.float() }
+func (x *Decoder) Bytes() []byte   { return x.d.bytes() }
+func (x *Decoder) Bool() bool      { return x.d.bool() }
+
+// Count reads a count of items of at least size bytes each.
+func (x *Decoder) Count(size int) uint64 { return x.d.count(size) }
+
+// Prefix consumes p if the input starts with it, and says whether it did.
+func (x *Decoder) Prefix(p []byte) bool {
+	if len(x.d.b) < len(p) || string(x.d.b[:len(p)]) != string(p) {
+		return false
+	}
+	x.d.b = x.d.b[len(p):]
+	return true
+}
+
+// Err is the first error, or one for bytes left over after the end.
+func (x *Decoder) Err() error {
+	if x.d.err != nil {
+		return x.d.err
+	}
+	if len(x.d.b) != 0 {
+		return fmt.Errorf("%d bytes after the snapshot", len(x.d.b))
+	}
+	return nil
+}
