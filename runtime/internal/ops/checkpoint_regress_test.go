@@ -3,6 +3,10 @@ package ops
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,4 +122,55 @@ func TestCheckpointIDsAfterSavepoint(t *testing.T) {
 	if cp.ID != mb.Snapshot().Checkpoints.LastID {
 		t.Fatalf("after run B the store's newest checkpoint is %d, not run B's last (%d): a restart restores run A's state", cp.ID, mb.Snapshot().Checkpoints.LastID)
 	}
+}
+
+// TestCorruptCheckpointFallsBack: with the newest checkpoint corrupt, a
+// restart says so in the log (naming the checkpoint and the reason) and
+// restores the one before; the results are still exactly-once.
+func TestCorruptCheckpointFallsBack(t *testing.T) {
+	lines := sensorLines(6000, 7, 300, 5)
+	mk := func() engine.KeyedStep {
+		return &WindowStep{StepName: "w", Size: 1000, KeyName: "id", Aggs: windowAggs(t)}
+	}
+	ref, _ := runCkpt(t, lines, mk, 1, nil, nil)
+	dir, copyDir := t.TempDir(), t.TempDir()
+	out := &lockedOutput{}
+	var before []string
+	fs := &crashFS{dir: dir, copyTo: copyDir, crashAt: 3, onCrash: func() { before = out.snapshot() }}
+	reads := 0
+	pace := func(advance func()) {
+		if reads++; reads%10 == 0 {
+			for deadline := time.Now().Add(10 * time.Second); fs.n.Load() < int64(reads/10) && time.Now().Before(deadline); {
+				advance()
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}
+	runCkptWith(t, lines, mk, 1, &engine.Checkpoints{Store: &state.Store{Dir: dir, FS: fs}, Interval: 4 * time.Millisecond}, out, pace)
+	if before == nil {
+		t.Fatal("no crash point")
+	}
+	// The copy holds checkpoints 2 and 3: damage 3.
+	parts, _ := filepath.Glob(filepath.Join(copyDir, "chk-*3", "w0.s0"))
+	if len(parts) != 1 {
+		t.Fatalf("parts of checkpoint 3: %v", parts)
+	}
+	b, err := os.ReadFile(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(parts[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	after := &lockedOutput{}
+	m := runCkptWithLogger(t, lines, mk, 1, &engine.Checkpoints{Store: &state.Store{Dir: copyDir}}, after, slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "checkpoint 3 skipped") || !strings.Contains(logs.String(), "corrupt") {
+		t.Fatalf("no log line about the corrupt checkpoint:\n%s", logs.String())
+	}
+	if r := m.Snapshot().Checkpoints.Restored; r != 2 {
+		t.Fatalf("restored checkpoint %d, want 2", r)
+	}
+	checkExactlyOnce(t, ref, append(before, after.snapshot()...))
 }

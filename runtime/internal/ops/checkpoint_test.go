@@ -279,6 +279,16 @@ func runCkpt(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, workers i
 
 func runCkptWith(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, workers int, ck *engine.Checkpoints, out *lockedOutput, pace func(advance func())) *engine.Metrics {
 	t.Helper()
+	return runCkptFull(t, lines, mk, workers, ck, out, pace, quietLogger())
+}
+
+func runCkptWithLogger(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, workers int, ck *engine.Checkpoints, out *lockedOutput, log *slog.Logger) *engine.Metrics {
+	t.Helper()
+	return runCkptFull(t, lines, mk, workers, ck, out, nil, log)
+}
+
+func runCkptFull(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, workers int, ck *engine.Checkpoints, out *lockedOutput, pace func(advance func()), log *slog.Logger) *engine.Metrics {
+	t.Helper()
 	key := &KeyStep{StepName: "key", From: Source{Field: "id"}}
 	tstep := &TimeStep{StepName: "ts", From: Source{Field: "ts"}}
 	ks := mk()
@@ -325,7 +335,7 @@ func runCkptWith(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, worke
 		Keyed:  &engine.Keyed{Chain: []engine.ChainStep{{Keyed: ks}}, OutOfOrder: 300},
 		Output: engine.Output{Out: out}, ErrorOutput: engine.Output{Out: errs},
 		Checkpoints: ck,
-		Logger:      quietLogger(),
+		Logger:      log,
 	})
 	if err != nil {
 		t.Fatal(err)
