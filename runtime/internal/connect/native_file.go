@@ -114,7 +114,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 	}
 	if end := in.pendingEnd; end != nil {
 		in.pendingEnd = nil
-		return end, func(context.Context, error) error { return nil }, nil
+		return end, noAck, nil
 	}
 	for {
 		if in.cur == nil {
@@ -170,8 +170,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 			if cf.sent && !cf.endSent {
 				// The file ended on a batch boundary: an empty batch marks
 				// the end of its partition (watermarks).
-				end := &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}, Position: cf.pos(true)}
-				return end, func(context.Context, error) error { return nil }, nil
+				return in.endBatch(cf), noAck, nil
 			}
 			continue
 		}
@@ -184,13 +183,22 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 	}
 }
 
+// endBatch is the empty batch that ends cf's partition (watermarks), with
+// its final position.
+func (in *fileInput) endBatch(cf *inputFile) *record.Batch {
+	return &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}, Position: cf.pos(true)}
+}
+
+// noAck acknowledges a batch that holds no records.
+func noAck(context.Context, error) error { return nil }
+
 // endAfterFailure queues, for the next Read, the empty batch that ends the
 // partition of cf, given up on after a read error: its batches already
 // handed out must not hold the watermark back for ever.
 func (in *fileInput) endAfterFailure(cf *inputFile) {
 	if cf.sent && !cf.endSent {
 		cf.endSent = true
-		in.pendingEnd = &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}, Position: cf.pos(true)}
+		in.pendingEnd = in.endBatch(cf)
 	}
 }
 

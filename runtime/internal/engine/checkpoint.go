@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -435,18 +436,8 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 	c.nextID = max(c.nextID, cp.ID+1)
 	c.stats.Restored, c.stats.RestoreTime = cp.ID, time.Since(start)
 	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", workers,
-		"partitions", strings.Join(slices.Sorted(mapKeys(m.positions)), ","))
+		"partitions", strings.Join(slices.Sorted(maps.Keys(m.positions)), ","))
 	return nil
-}
-
-func mapKeys(m map[string][]byte) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // pendingAcks says whether acks wait for a checkpoint (the sequencer takes

@@ -53,14 +53,17 @@ func (m *Moments) Avg() float64 {
 	return m.Total() / float64(m.N)
 }
 
-func (m *Moments) addSum(x float64) {
-	t := m.Sum + x
-	if math.Abs(m.Sum) >= math.Abs(x) {
-		m.c += (m.Sum - t) + x
+func (m *Moments) addSum(x float64) { m.Sum, m.c = neumaier(m.Sum, m.c, x) }
+
+// neumaier adds x to the compensated sum (sum, c).
+func neumaier(sum, c, x float64) (float64, float64) {
+	t := sum + x
+	if math.Abs(sum) >= math.Abs(x) {
+		c += (sum - t) + x
 	} else {
-		m.c += (x - t) + m.Sum
+		c += (x - t) + sum
 	}
-	m.Sum = t
+	return t, c
 }
 
 // Merge folds another accumulator in (the order of merges does not change

@@ -247,9 +247,7 @@ func (o *Operator) AddLooked(l Looked, key []byte, ts int64, vals []float64, pre
 			continue // past cleanup
 		}
 		if ks == nil {
-			ks = newKeyState(key, h)
-			ks.refs = ks.refIn[:0]
-			o.keys.insert(ks)
+			ks = o.addKey(key, h)
 		}
 		t, i := o.entry(ks, j, w)
 		o.fold(t, i, ts, vals, present)
@@ -280,6 +278,14 @@ func (o *Operator) AddLooked(l Looked, key []byte, ts int64, vals []float64, pre
 		return Added
 	}
 	return Late
+}
+
+// addKey indexes a new key (hash h) without windows yet.
+func (o *Operator) addKey(key []byte, h uint64) *keyState {
+	ks := newKeyState(key, h)
+	ks.refs = ks.refIn[:0]
+	o.keys.insert(ks)
+	return ks
 }
 
 func newKeyState(key []byte, h uint64) *keyState {
@@ -436,24 +442,6 @@ func (o *Operator) fold(t *table, i int, ts int64, vals []float64, present uint6
 	if o.Sketch != nil {
 		foldSketches(t.sk[i*f:(i+1)*f], vals, present, o.Hashes, o.Hashed)
 	}
-}
-
-// neumaier adds x to the compensated sum (sum, c), as Moments.addSum.
-func neumaier(sum, c, x float64) (float64, float64) {
-	t := sum + x
-	if abs(sum) >= abs(x) {
-		c += (sum - t) + x
-	} else {
-		c += (x - t) + sum
-	}
-	return t, c
-}
-
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 func (o *Operator) result(t *table, i int, update bool) *Result {

@@ -1,10 +1,6 @@
 package window
 
-import (
-	"cmp"
-	"slices"
-	"strings"
-)
+import "sort"
 
 // SessionOperator is a keyed event-time session window operator
 // (semantics.md, "Session(gap)"):
@@ -266,15 +262,7 @@ func (o *SessionOperator) early(wm int64, emit func(*Result)) {
 	}
 	clear(o.dirty)
 	o.dirty = o.dirty[:0]
-	slices.SortFunc(due, func(a, b sessTimer) int {
-		switch {
-		case a.at != b.at:
-			return cmp.Compare(a.at, b.at)
-		case a.k != b.k:
-			return strings.Compare(a.k.key, b.k.key)
-		}
-		return cmp.Compare(a.id, b.id)
-	})
+	sort.Slice(due, sessHeap(due).less) // by end, key, opening
 	for _, t := range due {
 		s := t.k.sess[t.k.find(t.id)]
 		r := o.result(t.k, s, s.updated)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"slices"
 )
@@ -126,38 +125,37 @@ func (o *Operator) encode(dst []byte, wm int64, tabs []*table) []byte {
 					e.float(s.c)
 				}
 			}
-			if o.Need&NeedFirstLast != 0 {
-				for k := range f {
-					fl := &t.fl[i*f+k]
-					e.bool(fl.Set)
-					e.varint(fl.FirstTime)
-					e.varint(fl.LastTime)
-					e.float(fl.First)
-					e.float(fl.Last)
-				}
+			var fl []FirstLast
+			var sk []*Sketches
+			var box *AccBox
+			if len(t.fl) > 0 {
+				fl = t.fl[i*f : (i+1)*f]
 			}
-			if o.Sketch != nil {
-				for k := range f {
-					putSketches(&e, t.sk[i*f+k])
-				}
+			if len(t.sk) > 0 {
+				sk = t.sk[i*f : (i+1)*f]
 			}
-			if o.Touch != nil {
-				b := t.box[i]
-				e.bytes(b.Acc)
-				e.bytes([]byte(b.Err))
+			if len(t.box) > 0 {
+				box = t.box[i]
 			}
+			putExtras(&e, o.Need, o.Sketch != nil, fl, sk, box, o.Touch != nil)
 		}
 	}
 	return e.b
 }
 
 func (o *Operator) putSettings(e *enc) {
-	e.uvarint(uint64(o.Fields))
-	e.b = append(e.b, byte(o.Need))
-	e.uvarint(uint64(len(o.Sketch)))
-	e.b = append(e.b, o.Sketch...)
-	e.bool(o.Touch != nil)
-	e.varint(o.Lateness)
+	putSettings(e, o.Fields, o.Need, o.Sketch, o.Touch != nil, o.Lateness)
+}
+
+// putSettings writes what a snapshot's state depends on of an operator's
+// settings; a restore refuses a snapshot whose settings differ.
+func putSettings(e *enc, fields int, need Need, sketch []uint8, touch bool, lateness int64) {
+	e.uvarint(uint64(fields))
+	e.b = append(e.b, byte(need))
+	e.uvarint(uint64(len(sketch)))
+	e.b = append(e.b, sketch...)
+	e.bool(touch)
+	e.varint(lateness)
 }
 
 // Restore adds the state of a snapshot to the operator, keeping only the
@@ -189,8 +187,14 @@ func (o *Operator) Restore(snap []byte, keep func(key []byte) bool) error {
 	f := o.Fields
 	var ms []Moments
 	var ss []sumAcc
-	var fls []FirstLast
+	var fls []FirstLast // per entry, filled by getExtras when kept
 	var sks []*Sketches
+	if o.Need&NeedFirstLast != 0 {
+		fls = make([]FirstLast, f)
+	}
+	if o.Sketch != nil {
+		sks = make([]*Sketches, f)
+	}
 	for range d.uvarint() {
 		w := Window{Start: d.varint(), End: d.varint()}
 		fired := d.bool()
@@ -201,7 +205,7 @@ func (o *Operator) Restore(snap []byte, keep func(key []byte) bool) error {
 		for range entries {
 			key := d.bytes()
 			n := d.varint()
-			ms, ss, fls, sks = ms[:0], ss[:0], fls[:0], sks[:0]
+			ms, ss = ms[:0], ss[:0]
 			for range f {
 				if o.Need&(NeedMoments|NeedMinMax) != 0 {
 					ms = append(ms, getMoments(&d))
@@ -209,27 +213,14 @@ func (o *Operator) Restore(snap []byte, keep func(key []byte) bool) error {
 					ss = append(ss, sumAcc{n: d.varint(), sum: d.float(), c: d.float()})
 				}
 			}
-			if o.Need&NeedFirstLast != 0 {
-				for range f {
-					fls = append(fls, FirstLast{Set: d.bool(), FirstTime: d.varint(), LastTime: d.varint(), First: d.float(), Last: d.float()})
-				}
-			}
-			if o.Sketch != nil {
-				for range f {
-					sks = append(sks, getSketches(&d))
-				}
-			}
-			var acc, why []byte
-			if o.Touch != nil {
-				acc, why = d.bytes(), d.bytes()
-			}
+			box := getExtras(&d, o.Need, o.Sketch != nil, fls, sks, o.Touch != nil)
 			if d.err != nil {
 				break
 			}
 			if keep != nil && !keep(key) {
 				continue
 			}
-			o.restoreEntry(w, fired, key, n, ms, ss, fls, sks, acc, why)
+			o.restoreEntry(w, fired, key, n, ms, ss, fls, sks, box)
 		}
 	}
 	if d.err != nil {
@@ -242,13 +233,11 @@ func (o *Operator) Restore(snap []byte, keep func(key []byte) bool) error {
 }
 
 // restoreEntry adds one (key, window) state.
-func (o *Operator) restoreEntry(w Window, fired bool, key []byte, n int64, ms []Moments, ss []sumAcc, fls []FirstLast, sks []*Sketches, acc, why []byte) {
-	h := hashKey(o, key)
-	ks := o.keys.find(h, key)
+func (o *Operator) restoreEntry(w Window, fired bool, key []byte, n int64, ms []Moments, ss []sumAcc, fls []FirstLast, sks []*Sketches, box *AccBox) {
+	l := o.Lookup(key)
+	ks := l.ks
 	if ks == nil {
-		ks = newKeyState(key, h)
-		ks.refs = ks.refIn[:0]
-		o.keys.insert(ks)
+		ks = o.addKey(key, l.h)
 	}
 	t := o.byEnd[w.End]
 	if t == nil {
@@ -287,13 +276,11 @@ func (o *Operator) restoreEntry(w Window, fired bool, key []byte, n int64, ms []
 			t.sk[i*f+k] = s
 		}
 	}
-	if t.box != nil {
-		t.box[i].Acc = append(t.box[i].Acc[:0], acc...)
-		t.box[i].Err = string(why)
+	if box != nil {
+		t.box[i].Acc = append(t.box[i].Acc[:0], box.Acc...)
+		t.box[i].Err = box.Err
 	}
 }
-
-func hashKey(o *Operator, key []byte) uint64 { return maphash.Bytes(o.seed, key) }
 
 func putMoments(e *enc, m *Moments) {
 	e.varint(m.N)

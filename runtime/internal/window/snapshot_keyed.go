@@ -28,12 +28,7 @@ const (
 )
 
 func putSessionSettings(e *enc, fields int, need Need, sketch []uint8, touch bool, lateness, gap int64) {
-	e.uvarint(uint64(fields))
-	e.b = append(e.b, byte(need))
-	e.uvarint(uint64(len(sketch)))
-	e.b = append(e.b, sketch...)
-	e.bool(touch)
-	e.varint(lateness)
+	putSettings(e, fields, need, sketch, touch, lateness)
 	e.varint(gap)
 }
 
@@ -43,6 +38,12 @@ func putAccs(e *enc, need Need, hasSketch bool, m []Moments, fl []FirstLast, sk 
 	for k := range m {
 		putMoments(e, &m[k])
 	}
+	putExtras(e, need, hasSketch, fl, sk, box, touch)
+}
+
+// putExtras writes what every operator keeps beside its counts and sums:
+// first/last per field, sketches per field, the AccBox.
+func putExtras(e *enc, need Need, hasSketch bool, fl []FirstLast, sk []*Sketches, box *AccBox, touch bool) {
 	if need&NeedFirstLast != 0 {
 		for k := range fl {
 			f := &fl[k]
@@ -70,6 +71,12 @@ func getAccs(d *dec, need Need, hasSketch bool, m []Moments, fl []FirstLast, sk 
 	for k := range m {
 		m[k] = getMoments(d)
 	}
+	return getExtras(d, need, hasSketch, fl, sk, touch)
+}
+
+// getExtras reads what putExtras wrote into fl and sk (len = fields when
+// kept) and returns the box (nil without touch).
+func getExtras(d *dec, need Need, hasSketch bool, fl []FirstLast, sk []*Sketches, touch bool) *AccBox {
 	if need&NeedFirstLast != 0 {
 		for k := range fl {
 			fl[k] = FirstLast{Set: d.bool(), FirstTime: d.varint(), LastTime: d.varint(), First: d.float(), Last: d.float()}
