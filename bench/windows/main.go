@@ -26,6 +26,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -208,7 +209,7 @@ type benchCase struct {
 func run(n, keys, workers, count int, only string) error {
 	fmt.Printf("# wsp windows benchmark: %d records, %d keys, times +1 ms per record, %s, %d CPUs, %d round(s)\n\n",
 		n, keys, runtime.Version(), runtime.NumCPU(), count)
-	want := func(name string) bool { return only == "" || contains(name, only) }
+	want := func(name string) bool { return only == "" || strings.Contains(name, only) }
 	native := &benchCase{name: "native Go loop: tumbling 10 s count+sum (one goroutine)", workers: 1, n: n,
 		run: func() (measured, error) { return nativeTumbling(n, keys), nil }}
 	cases := []*benchCase{native}
@@ -229,9 +230,6 @@ func run(n, keys, workers, count int, only string) error {
 	// case's ratio compares runs minutes apart at most on this noisy VM.
 	for round := 0; round < count; round++ {
 		for _, c := range cases {
-			if c != native && !want(c.name) {
-				continue
-			}
 			m, err := c.run()
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
@@ -286,15 +284,6 @@ func uniq(a, b int) []int {
 		return []int{a}
 	}
 	return []int{a, b}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // nativeTumbling is the physical limit: one loop, a map per key of open

@@ -237,41 +237,30 @@ func (s *WindowStep) Ports() []string {
 func (s *WindowStep) NewWorker(context.Context) (engine.KeyedWorker, error) {
 	w := &windowWorker{s: s, vals: make([]float64, len(s.fields)), hashes: make([]uint64, len(s.fields))}
 	w.emitFn = w.emit
-	if s.Count > 0 {
-		op := &window.CountOperator{Count: s.Count, Fields: len(s.fields), Need: s.need | window.NeedMoments, Sketch: s.sketch, Hashes: w.hashes}
-		w.op, w.hashed = op, &op.Hashed
-		if s.Aggregate != nil {
-			in, err := s.Aggregate.Instance(context.Background())
-			if err != nil {
-				return nil, err
-			}
-			w.agg = newWasmAgg(in, s.Aggregate.AccSize())
-			op.Touch = w.agg.touch
+	var touch func(*window.AccBox)
+	if s.Aggregate != nil {
+		in, err := s.Aggregate.Instance(context.Background())
+		if err != nil {
+			return nil, err
 		}
+		w.agg = newWasmAgg(in, s.Aggregate.AccSize())
+		touch = w.agg.touch
+	}
+	if s.Count > 0 {
+		op := &window.CountOperator{Count: s.Count, Fields: len(s.fields), Need: s.need | window.NeedMoments, Sketch: s.sketch, Hashes: w.hashes,
+			Touch: touch}
+		w.op, w.hashed = op, &op.Hashed
 	} else if s.Gap > 0 {
 		op := &window.SessionOperator{Gap: s.Gap, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need | window.NeedMoments,
-			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords}
-		w.op, w.hashed = op, &op.Hashed
-		if s.Aggregate != nil {
-			in, err := s.Aggregate.Instance(context.Background())
-			if err != nil {
-				return nil, err
-			}
-			w.agg = newWasmAgg(in, s.Aggregate.AccSize())
-			op.Touch, op.MergeBoxes = w.agg.touch, w.agg.merge
+			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords, Touch: touch}
+		if w.agg != nil {
+			op.MergeBoxes = w.agg.merge
 		}
+		w.op, w.hashed = op, &op.Hashed
 	} else {
 		op := &window.Operator{Assign: s.assign, Lateness: s.Lateness, Fields: len(s.fields), Need: s.need,
-			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords}
+			Sketch: s.sketch, Hashes: w.hashes, EveryMs: s.EarlyEveryMs, EveryRecords: s.EarlyEveryRecords, Touch: touch}
 		w.op, w.hashed = op, &op.Hashed
-		if s.Aggregate != nil {
-			in, err := s.Aggregate.Instance(context.Background())
-			if err != nil {
-				return nil, err
-			}
-			w.agg = newWasmAgg(in, s.Aggregate.AccSize())
-			op.Touch = w.agg.touch
-		}
 	}
 	if len(s.fields) > 0 {
 		fr, err := newFieldReader(s.fields)

@@ -156,7 +156,3 @@ func (o *CountOperator) Open() int {
 	}
 	return n
 }
-
-// held is the number of key states kept (for tests: it follows the
-// windows in progress).
-func (o *CountOperator) held() int { return len(o.keys) + len(o.order) }

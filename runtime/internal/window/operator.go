@@ -86,9 +86,8 @@ type Operator struct {
 	swept   int64 // the watermark at the last sweep
 	res     Result
 	mbuf    []Moments // a result's Moments, for tables that keep sums only
-	// An Advance cut short by its limit resumes at entry resumeAt of resume.
-	resume   *table
-	resumeAt int
+	// An Advance cut short by its limit resumes at resume's first unfired entry.
+	resume *table
 }
 
 // Need selects the accumulator parts an operator keeps per field.
@@ -120,7 +119,6 @@ type winRef struct {
 type table struct {
 	w       Window
 	emitted int  // entries [0, emitted) have fired
-	queued  bool // end is on Operator.ends
 	fired   bool // end is on Operator.cleans (fired at least once)
 	keyOff  []uint32
 	arena   []byte  // entry i's key is arena[keyOff[i]:keyOff[i+1]] (or to the end)
@@ -319,12 +317,9 @@ func (o *Operator) entry(ks *keyState, j int, w Window) (*table, int) {
 	ks.refs = append(refs, winRef{end: w.End, idx: int32(i)})
 	ks.last = max(ks.last, w.End)
 	o.open++
-	if !t.queued {
-		// A table fired before gains an entry (a late record within the
-		// lateness opening the key's window): it fires at the next advance.
-		t.queued = true
-		heap.Push(&o.ends, w.End)
-	}
+	// An entry opened in a table that has fired (a late record within the
+	// lateness) fires at once in AddLooked; during a cut-short Advance of
+	// this table, the resumed loop reaches it.
 	return t, i
 }
 
@@ -344,7 +339,7 @@ func (o *Operator) table(j int, w Window) *table {
 		} else {
 			t = &table{}
 		}
-		t.w, t.queued = w, true
+		t.w = w
 		o.byEnd[w.End] = t
 		heap.Push(&o.ends, w.End)
 	}
@@ -398,9 +393,6 @@ func (t *table) reset() {
 	clear(t.sk)
 	*t = table{keyOff: t.keyOff[:0], arena: t.arena[:0], n: t.n[:0], m: t.m[:0], s: t.s[:0],
 		fl: t.fl[:0], sk: t.sk[:0], box: t.box[:0], dirty: t.dirty[:0]}
-	if cap(t.dirty) == 0 {
-		t.dirty = nil
-	}
 }
 
 func (o *Operator) fold(t *table, i int, ts int64, vals []float64, present uint64) {
@@ -451,7 +443,7 @@ func (o *Operator) result(t *table, i int, update bool) *Result {
 	if t.box != nil {
 		r.Box = t.box[i]
 	}
-	if t.m != nil && len(t.m) > 0 {
+	if len(t.m) > 0 {
 		r.M = t.m[i*f : (i+1)*f]
 	} else {
 		r.M = o.mbuf[:f]
@@ -528,13 +520,12 @@ func (o *Operator) AdvanceN(wm int64, max int, emit func(*Result)) (done bool) {
 			o.resume = nil
 		} else if o.ends.Len() > 0 && o.ends[0]-1 <= wm {
 			t = o.byEnd[heap.Pop(&o.ends).(int64)]
-			t.queued = false
 		} else {
 			break
 		}
 		for i := t.emitted; i < t.len(); i++ {
 			if max > 0 && n == max {
-				o.resume, o.resumeAt = t, i
+				o.resume = t // resumed at t.emitted
 				return false
 			}
 			t.emitted = i + 1

@@ -248,6 +248,10 @@ func TestCountOperator(t *testing.T) {
 	}
 }
 
+// held is the number of key states kept (it follows the windows in
+// progress).
+func (o *CountOperator) held() int { return len(o.keys) + len(o.order) }
+
 // TestCountOperatorDropsFiredKeys: a key whose window fired keeps no state,
 // so memory follows the windows in progress, not every key ever seen.
 func TestCountOperatorDropsFiredKeys(t *testing.T) {

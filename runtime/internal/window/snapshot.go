@@ -167,19 +167,9 @@ func putSettings(e *enc, fields int, need Need, sketch []uint8, touch bool, late
 func (o *Operator) Restore(snap []byte, keep func(key []byte) bool) error {
 	o.init()
 	d := dec{b: snap}
-	if len(d.b) < len(alignedMagic) || string(d.b[:len(alignedMagic)]) != alignedMagic {
-		return errors.New("window: restore: not a snapshot of a tumbling or sliding window")
+	if err := checkHeader(&d, alignedMagic, "tumbling or sliding", o.putSettings); err != nil {
+		return err
 	}
-	d.b = d.b[len(alignedMagic):]
-	if v := d.uvarint(); v != snapshotVersion {
-		return fmt.Errorf("window: restore: snapshot format version %d; this wsp reads version %d", v, snapshotVersion)
-	}
-	var want enc
-	o.putSettings(&want)
-	if len(d.b) < len(want.b) || string(d.b[:len(want.b)]) != string(want.b) {
-		return errors.New("window: restore: the snapshot was taken with other window settings (aggregates, lateness or aggregate module); reset the state to change them")
-	}
-	d.b = d.b[len(want.b):]
 	wm := d.varint()
 	if wm > o.wm {
 		o.wm = wm
@@ -223,13 +213,7 @@ func (o *Operator) Restore(snap []byte, keep func(key []byte) bool) error {
 			o.restoreEntry(w, fired, key, n, ms, ss, fls, sks, box)
 		}
 	}
-	if d.err != nil {
-		return fmt.Errorf("window: restore: %w", d.err)
-	}
-	if len(d.b) != 0 {
-		return fmt.Errorf("window: restore: %d bytes after the snapshot", len(d.b))
-	}
-	return nil
+	return endOf(&d)
 }
 
 // restoreEntry adds one (key, window) state.
@@ -249,7 +233,6 @@ func (o *Operator) restoreEntry(w Window, fired bool, key []byte, n int64, ms []
 			t.fired = true
 			heap.Push(&o.cleans, w.End)
 		} else {
-			t.queued = true
 			heap.Push(&o.ends, w.End)
 		}
 	}
