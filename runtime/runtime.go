@@ -286,20 +286,12 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 				lastKey = ""
 			}
 		}
+		// The plausible range of event times: a step of its own right after
+		// the event_time step, whichever way that reads the time.
+		var rangeStep *ops.TimeRangeStep
 		if tr := s.TimeRange; err == nil && (tr.MaxAhead > 0 || tr.MaxBehind > 0) {
-			// The plausible range: a step of its own right after the
-			// event time, whichever way that is read.
-			rs := &ops.TimeRangeStep{StepName: s.Name + ".range", MaxAhead: tr.MaxAhead, MaxBehind: tr.MaxBehind}
-			if err = rs.Validate(); err == nil {
-				if es, ok := st.(engine.Step); ok {
-					if cfg.Keyed != nil {
-						cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Step: es})
-					} else {
-						cfg.Steps = append(cfg.Steps, es)
-					}
-				}
-				st = rs
-			}
+			rangeStep = &ops.TimeRangeStep{StepName: s.Name + ".range", MaxAhead: tr.MaxAhead, MaxBehind: tr.MaxBehind}
+			err = rangeStep.Validate()
 		}
 		if err != nil {
 			if strings.HasPrefix(err.Error(), "step ") {
@@ -307,13 +299,8 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 			}
 			return cfg, fmt.Errorf("step %s (line %d): %w", s.Name, s.Line, err)
 		}
-		switch x := st.(type) {
-		case engine.Step:
-			if cfg.Keyed != nil {
-				cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Step: x})
-			} else {
-				cfg.Steps = append(cfg.Steps, x)
-			}
+		if x, ok := st.(engine.Step); ok {
+			appendStep(&cfg, x)
 		}
 		ports := map[string]engine.Output{}
 		declared := map[string]bool{}
@@ -341,6 +328,10 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 			ports[pn] = po
 		}
 		cfg.PortOutputs = append(cfg.PortOutputs, ports)
+		if rangeStep != nil {
+			appendStep(&cfg, rangeStep)
+			cfg.PortOutputs = append(cfg.PortOutputs, map[string]engine.Output{})
+		}
 	}
 	if o.Input != nil {
 		cfg.Input = o.Input
@@ -558,4 +549,14 @@ func BuildGoPlugin(ctx context.Context, dir, cacheDir string) (string, error) {
 // cuts, and the copy takes the newest complete one.
 func Savepoint(stateDir, dir string) (uint64, error) {
 	return (&state.Store{Dir: filepath.Join(stateDir, "checkpoints")}).SaveLatest(dir)
+}
+
+// appendStep adds a stateless step: to the keyed stage's chain once there
+// is one (it then runs on the key's worker), else before it.
+func appendStep(cfg *engine.Config, st engine.Step) {
+	if cfg.Keyed != nil {
+		cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Step: st})
+	} else {
+		cfg.Steps = append(cfg.Steps, st)
+	}
 }

@@ -256,6 +256,11 @@ output:
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
+	// The range step sits between event_time and the window: the window's
+	// own ports still reach their outputs.
+	if late := readLines(t, filepath.Join(dir, "late.jsonl")); len(late) != 1 || !strings.Contains(late[0], `"v":7`) {
+		t.Fatalf("late output: %q", late)
+	}
 	total := 0.0
 	lines := readLines(t, filepath.Join(dir, "out.jsonl"))
 	for _, l := range lines {
@@ -290,6 +295,7 @@ func TestImplausibleEventTime(t *testing.T) {
 		}
 		fmt.Fprintf(&in, `{"id":"a","v":1,"ts":%d}`+"\n", 1_700_000_000_000+int64(i)*100)
 	}
+	in.WriteString(`{"id":"a","v":7,"ts":1699999000000}` + "\n") // late: to the window's late port
 	if err := os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(in.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +309,8 @@ pipeline:
   - window:
       tumbling: { size: 1s }
       aggregates: { total: sum(v) }
+    outputs:
+      late: { file: { path: %[1]s/late.jsonl, codec: lines } }
 output:
   file: { path: %[1]s/out.jsonl, codec: lines }
 error_output:
@@ -311,7 +319,7 @@ error_output:
 	if err := os.WriteFile(pipe, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runWSP(t, "run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", "1", pipe)
+	code, _, stderr := runWSP(t, "run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", "1", "--batch-size", "10", pipe)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
