@@ -85,7 +85,7 @@ func (in *Instance) runAgg(ctx context.Context, call *aggCall) error {
 		}
 	}
 	export := call.op.Export()
-	fn := in.mod.ExportedFunction(export)
+	fn := in.aggFns[call.op]
 	// Fields of the records to add, flattened over the groups.
 	in.knownSize = 0
 	if ex := m.extractor; ex != nil && call.op == hostabi.AggAdd {

@@ -98,7 +98,8 @@ type Instance struct {
 	m      *Module
 	mod    api.Module // nil after a fault, until re-instantiated
 	fn     api.Function
-	ctx    context.Context // carries the instance to host functions; cancelled on time-out
+	aggFns [hostabi.AggFinish + 1]api.Function // with Function Aggregate, by op
+	ctx    context.Context                     // carries the instance to host functions; cancelled on time-out
 	cancel context.CancelFunc
 	stack  [1]uint64
 
@@ -256,6 +257,12 @@ func (in *Instance) instantiate(ctx context.Context) error {
 		return fail(hostabi.ExportInit, err)
 	}
 	in.fn = mod.ExportedFunction(m.opts.Function.Export())
+	if m.opts.Function == Aggregate {
+		// Looked up once: wazero makes a new call engine per lookup.
+		for _, op := range []hostabi.AggOp{hostabi.AggAdd, hostabi.AggMerge, hostabi.AggFinish} {
+			in.aggFns[op] = mod.ExportedFunction(op.Export())
+		}
+	}
 	return nil
 }
 
