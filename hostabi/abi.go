@@ -76,15 +76,16 @@ const (
 	// per input, in order, carrying the time (FlagHasTime) or a failure.
 	ExportTimestamp = "wsp_timestamp"
 
-	// Reserved for issue "windowing" (aggregate contract) and issue
-	// "state" (timers, close). A v1 host refuses modules whose wsp_abi
-	// declares the features that use them.
+	// The aggregate contract (FeatureAggregate); wsp_agg_create and
+	// wsp_close are reserved.
 	ExportAggCreate = "wsp_agg_create"
 	ExportAggAdd    = "wsp_agg_add"
 	ExportAggMerge  = "wsp_agg_merge"
 	ExportAggFinish = "wsp_agg_finish"
-	ExportOnTimer   = "wsp_on_timer"
-	ExportClose     = "wsp_close"
+	// wsp_on_timer(n i32) -> i32: FeatureTimers: a batch of n fired
+	// timers, answered as wsp_process answers records (state.go).
+	ExportOnTimer = "wsp_on_timer"
+	ExportClose   = "wsp_close"
 
 	// ExportMemory is the memory every module must export.
 	ExportMemory = "memory"
@@ -113,7 +114,7 @@ const (
 )
 
 // FeaturesV1 is what a v1 host implements.
-const FeaturesV1 = FeatureFields | FeaturePorts | FeatureAggregate
+const FeaturesV1 = FeatureFields | FeaturePorts | FeatureAggregate | FeatureState | FeatureTimers
 
 // FeatureNames maps each bit to its name, for `wsp plugin inspect` and errors.
 var FeatureNames = map[Feature]string{

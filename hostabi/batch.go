@@ -228,6 +228,7 @@ type OutputReader struct {
 	n      int
 	inputs uint32
 	ports  uint16
+	state  bool // KindState entries are allowed (FeatureState)
 }
 
 // NewOutputReader walks chunk b for a call over inputs input records with
@@ -235,6 +236,10 @@ type OutputReader struct {
 func NewOutputReader(b []byte, inputs uint32, ports uint16) OutputReader {
 	return OutputReader{b: b, inputs: inputs, ports: ports}
 }
+
+// AllowState lets the chunk hold KindState entries (a module with
+// FeatureState); their Port is a StateOp, checked by its own rules.
+func (r *OutputReader) AllowState() { r.state = true }
 
 // Next parses the next record into rec and reports whether there was one;
 // at the end of the chunk it returns false, nil. The common path is a few
@@ -260,12 +265,26 @@ func (r *OutputReader) Next(rec *OutputRecord) (bool, error) {
 	}
 	*h = GetHeader(rest)
 	body := uint64(h.KeyLen) + uint64(h.ValueLen) + uint64(h.MetaLen)
+	if h.Kind == KindState && r.state {
+		if why := checkStateEntry(h); why != "" || h.Index >= r.inputs || h.FieldsLen != 0 || uint64(len(rest)-RecordHeaderSize) < body {
+			if why == "" {
+				why = r.reason(&Header{Index: h.Index, FieldsLen: h.FieldsLen, KeyLen: h.KeyLen, ValueLen: h.ValueLen}, len(rest))
+			}
+			return false, r.fail(why)
+		}
+		return r.body(rec, rest, h), nil
+	}
 	if h.Kind > KindKeep || h.Flags&^outputFlags != 0 || h.Index >= r.inputs || h.Port > r.ports ||
 		h.FieldsLen != 0 || uint64(len(rest)-RecordHeaderSize) < body ||
 		(h.Flags&FlagSameKey != 0 && h.KeyLen != 0) || (h.Flags&FlagSameValue != 0 && h.ValueLen != 0) ||
 		(h.Flags&FlagSameMeta != 0 && h.MetaLen != 0) {
 		return false, r.fail(r.reason(h, len(rest)))
 	}
+	return r.body(rec, rest, h), nil
+}
+
+// body slices the parts of the record whose header h starts rest.
+func (r *OutputReader) body(rec *OutputRecord, rest []byte, h *Header) bool {
 	p := uint32(RecordHeaderSize)
 	rec.Key = rest[p : p+h.KeyLen]
 	p += h.KeyLen
@@ -275,7 +294,7 @@ func (r *OutputReader) Next(rec *OutputRecord) (bool, error) {
 	p += h.MetaLen
 	r.off += int(p)
 	r.n++
-	return true, nil
+	return true
 }
 
 func (r *OutputReader) fail(reason string) error {
@@ -287,6 +306,8 @@ func (r *OutputReader) reason(h *Header, left int) string {
 	switch {
 	case h.Kind == KindKeep && h.Flags != 0:
 		return "a keep record has no flags"
+	case h.Kind == KindState:
+		return "a state entry (kind 3) from a module without the state feature"
 	case h.Kind > KindKeep:
 		return fmt.Sprintf("unknown kind %d", h.Kind)
 	case h.Flags&^outputFlags != 0:

@@ -216,8 +216,8 @@ func TestFeatureNames(t *testing.T) {
 	if got := strings.Join((FeatureFields | FeatureState | Feature(1<<20)).Names(), ","); got != "fields,state,unknown-bit-20" {
 		t.Errorf("names = %s", got)
 	}
-	if FeaturesV1&FeatureAggregate == 0 || FeaturesV1&FeatureState != 0 {
-		t.Error("a v1 host implements aggregates, not yet state")
+	if FeaturesV1&FeatureAggregate == 0 || FeaturesV1&FeatureState == 0 || FeaturesV1&FeatureTimers == 0 {
+		t.Error("a v1 host implements aggregates, state and timers")
 	}
 }
 

@@ -16,10 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/wsp-project/wsp/hostabi"
 	"github.com/wsp-project/wsp/runtime/internal/config"
 	"github.com/wsp-project/wsp/runtime/internal/connect"
 	"github.com/wsp-project/wsp/runtime/internal/engine"
@@ -54,6 +56,10 @@ type Options struct {
 	// FromSavepoint, when set (with a StateDir), is a savepoint folder (see
 	// Savepoint) to start from instead of the StateDir's newest checkpoint.
 	FromSavepoint string
+	// ResetState names steps whose restored keyed state is dropped when
+	// its layout version differs from the module's (instead of refusing to
+	// start). Default none.
+	ResetState []string
 	// BenthosConnectors runs every input and output through Benthos, even
 	// those wsp implements natively (file, stdin, stdout). Default false.
 	BenthosConnectors bool
@@ -235,6 +241,7 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		return engine.Config{}, errors.New("from-savepoint needs a state-dir (where the run's own checkpoints go)")
 	}
 	lastKey := ""
+	stateSteps := map[string]bool{}
 	for _, s := range c.Steps {
 		var st namedStep
 		var err error
@@ -281,9 +288,19 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 				st = ts
 			}
 		default:
-			st, err = r.wasmStep(ctx, s)
+			var ws *wasmStep
+			if ws, err = r.wasmStep(ctx, s); err != nil {
+				break
+			}
+			st = ws
 			if s.Wasm.Function == "key" {
 				lastKey = ""
+			}
+			if ws.m.Features()&hostabi.FeatureState != 0 {
+				ss := &ops.StateStep{StepName: s.Name, Module: ws.m, Reset: slices.Contains(o.ResetState, s.Name)}
+				err = r.addKeyed(&cfg, s, ss)
+				st = ss
+				stateSteps[s.Name] = true
 			}
 		}
 		// The plausible range of event times: a step of its own right after
@@ -331,6 +348,11 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		if rangeStep != nil {
 			appendStep(&cfg, rangeStep)
 			cfg.PortOutputs = append(cfg.PortOutputs, map[string]engine.Output{})
+		}
+	}
+	for _, n := range o.ResetState {
+		if !stateSteps[n] {
+			return cfg, fmt.Errorf("reset-state: the pipeline has no Wasm step named %q with keyed state", n)
 		}
 	}
 	if o.Input != nil {
@@ -507,29 +529,45 @@ func (r *run) addKeyed(cfg *engine.Config, s config.Step, st engine.KeyedStep) e
 	if cfg.Keyed == nil {
 		cfg.Keyed = &engine.Keyed{}
 	}
+	// Watermark settings: a window's, or a keyed-state module's.
+	var ooo, idle time.Duration
+	var maxPar int
+	set := false
 	if w := s.Window; w != nil {
-		k := cfg.Keyed
+		ooo, idle, maxPar, set = w.OutOfOrder, w.IdleTimeout, w.MaxParallelism, true
+	} else if w := s.Wasm; w != nil {
+		ooo, idle, set = w.OutOfOrder, w.IdleTimeout, w.OutOfOrder != 0 || w.IdleTimeout != 0
+	}
+	if k := cfg.Keyed; set {
 		if !r.keyedSet {
 			r.keyedSet = true
-			k.OutOfOrder, k.IdleTimeout, k.MaxParallelism = w.OutOfOrder.Milliseconds(), w.IdleTimeout, w.MaxParallelism
-		} else if (w.OutOfOrder != 0 && w.OutOfOrder.Milliseconds() != k.OutOfOrder) || (w.IdleTimeout != 0 && w.IdleTimeout != k.IdleTimeout) ||
-			(w.MaxParallelism != 0 && w.MaxParallelism != k.MaxParallelism) {
-			return errors.New("a later window shares the first window's watermark and key groups: leave its watermark and max_parallelism unset or equal")
+			k.OutOfOrder, k.IdleTimeout, k.MaxParallelism = ooo.Milliseconds(), idle, maxPar
+		} else if (ooo != 0 && ooo.Milliseconds() != k.OutOfOrder) || (idle != 0 && idle != k.IdleTimeout) ||
+			(maxPar != 0 && maxPar != k.MaxParallelism) {
+			return errors.New("a later keyed step shares the first one's watermark and key groups: leave its watermark and max_parallelism unset or equal")
 		}
 	}
 	cfg.Keyed.Chain = append(cfg.Keyed.Chain, engine.ChainStep{Keyed: st})
-	// Processing-time windows need the clock's ticks; a chain of only
-	// those needs no event time.
-	procOnly := true
+	// Processing-time windows and keyed state (time-to-live, processing-
+	// time timers) need the clock's ticks. Records need an event time only
+	// for event-time windows and timeseries steps.
+	needTime := false
 	for _, c := range cfg.Keyed.Chain {
-		if ws, ok := c.Keyed.(*ops.WindowStep); c.Keyed != nil && (!ok || !ws.ProcessingTime) {
-			procOnly = false
-		}
-		if ws, ok := c.Keyed.(*ops.WindowStep); ok && ws.ProcessingTime {
+		switch x := c.Keyed.(type) {
+		case *ops.WindowStep:
+			if x.ProcessingTime {
+				cfg.Keyed.ProcessingTime = true
+			} else {
+				needTime = true
+			}
+		case *ops.StateStep:
 			cfg.Keyed.ProcessingTime = true
+		case nil:
+		default:
+			needTime = true
 		}
 	}
-	cfg.Keyed.NoEventTime = procOnly
+	cfg.Keyed.NoEventTime = !needTime
 	return nil
 }
 

@@ -239,7 +239,7 @@ func TestUsageErrors(t *testing.T) {
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: nope.wasm}\n", "nope.wasm"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: x, timeout: -1s}\n", "wasm.timeout"},
 		{win + "  - key: {field: b}\n", "re-keys the stream"},
-		{win + "  - window: {tumbling: {size: 5s}, watermark: {out_of_orderness: 3s}}\n", "shares the first window's watermark"},
+		{win + "  - window: {tumbling: {size: 5s}, watermark: {out_of_orderness: 3s}}\n", "shares the first one's watermark"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - window: {tumbling: {size: 1s}, aggregates: {m: \"median(v, 2)\"}}\n", "takes one field"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - window: {tumbling: {size: 1.5ms}}\n", "whole milliseconds"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - window: {hopping: {size: 1s}}\n", "unknown field"},

@@ -33,6 +33,7 @@ var (
 		hostabi.FuncFail:          {[]api.ValueType{i32, i32}, nil, hostFail},
 		hostabi.FuncAggSize:       {[]api.ValueType{i32}, []api.ValueType{i32}, hostAggSize},
 		hostabi.FuncAggResult:     {[]api.ValueType{i32, i32}, []api.ValueType{i32}, hostAggResult},
+		hostabi.FuncStateVersion:  {[]api.ValueType{i32}, []api.ValueType{i32}, hostStateVersion},
 	}
 )
 
@@ -289,6 +290,9 @@ func hostBatchWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	chunk := in.view(mod, hostabi.FuncBatchWrite, uint32(stack[0]), uint32(stack[1]))
 	inputs := in.in.Records
 	rd := hostabi.NewOutputReader(chunk, uint32(len(inputs)), uint16(len(in.m.ports)))
+	if in.stateSec != nil {
+		rd.AllowState()
+	}
 	var o hostabi.OutputRecord
 	for {
 		ok, err := rd.Next(&o)
@@ -299,13 +303,18 @@ func hostBatchWrite(ctx context.Context, mod api.Module, stack []uint64) {
 			break
 		}
 		idx := int64(o.Index)
-		if idx != in.lastIndex {
-			if idx < in.lastIndex {
-				in.abort("%s: output for input %d follows output for input %d: records must be emitted in ascending index order",
-					hostabi.FuncBatchWrite, idx, in.lastIndex)
-			}
+		if idx < in.lastIndex {
+			in.abort("%s: output for input %d follows output for input %d: records must be emitted in ascending index order",
+				hostabi.FuncBatchWrite, idx, in.lastIndex)
+		}
+		in.lastIndex = idx
+		if o.Kind == hostabi.KindState {
+			in.addStateUpdate(&o) // a state change is not output: it does not count as emitted
+			continue
+		}
+		if idx != in.lastEmitted {
 			in.emitted++
-			in.lastIndex = idx
+			in.lastEmitted = idx
 		}
 		src := &inputs[o.Index]
 		if o.Kind == hostabi.KindFail {

@@ -68,6 +68,14 @@ type Result struct {
 	Failed []Failure
 	// Dropped counts input records that produced neither output nor failure.
 	Dropped int
+	// State lists the state changes of a CallState or CallTimers, in output
+	// order (state.go).
+	State []StateUpdate
+	// Failing is what Failed indexes into when that is not the batch the
+	// caller passed in (a keyed step's fired timers).
+	Failing *record.Batch
+
+	stateArena []byte
 }
 
 func (r *Result) reset(ports int, src record.Source) {
@@ -81,6 +89,8 @@ func (r *Result) reset(ports int, src record.Source) {
 	}
 	r.Failed = r.Failed[:0]
 	r.Dropped = 0
+	r.State = r.State[:0]
+	r.stateArena = r.stateArena[:0]
 }
 
 type phase int32
@@ -95,13 +105,14 @@ type instKey struct{}
 
 // Instance is one instantiation of a Module, owned by one goroutine at a time.
 type Instance struct {
-	m      *Module
-	mod    api.Module // nil after a fault, until re-instantiated
-	fn     api.Function
-	aggFns [hostabi.AggFinish + 1]api.Function // with Function Aggregate, by op
-	ctx    context.Context                     // carries the instance to host functions; cancelled on time-out
-	cancel context.CancelFunc
-	stack  [1]uint64
+	m       *Module
+	mod     api.Module // nil after a fault, until re-instantiated
+	fn      api.Function
+	timerFn api.Function                        // wsp_on_timer, with FeatureTimers
+	aggFns  [hostabi.AggFinish + 1]api.Function // with Function Aggregate, by op
+	ctx     context.Context                     // carries the instance to host functions; cancelled on time-out
+	cancel  context.CancelFunc
+	stack   [1]uint64
 
 	// Time limit. The timer fires on its own goroutine. tmu orders it
 	// against the calling goroutine: it acts only while a call runs, and
@@ -129,11 +140,14 @@ type Instance struct {
 	scratch jsonfields.Scratch
 
 	// What the running call produced.
-	res       *Result
-	lastIndex int64 // last input index seen in output (ascending order rule)
-	emitted   int   // distinct input indexes that produced output
-	failMsg   string
-	fault     error // set by a host function before it aborts the call
+	res         *Result
+	lastIndex   int64                 // last input index seen in output (ascending order rule)
+	lastEmitted int64                 // last input index that produced output or a failure
+	emitted     int                   // distinct input indexes that produced output
+	stateSec    []byte                // the state section of a CallState or CallTimers (nil otherwise)
+	domains     []hostabi.TimerDomain // the timers' clocks in a CallTimers
+	failMsg     string
+	fault       error // set by a host function before it aborts the call
 
 	// The staged aggregate call (aggregate.go), nil otherwise.
 	agg      *aggCall
@@ -143,11 +157,12 @@ type Instance struct {
 	resWidth int             // formatResults' estimate of a text's length (0: none yet)
 
 	// Declarations made during wsp_init.
-	declFields  []string
-	declPorts   []string
-	declAccSize int                   // agg_size; 0 when not called
-	declResults []hostabi.ResultField // agg_result; nil when not called
-	declErr     error                 // a refused declaration: fails the load
+	declFields       []string
+	declPorts        []string
+	declAccSize      int                   // agg_size; 0 when not called
+	declResults      []hostabi.ResultField // agg_result; nil when not called
+	declStateVersion *uint32               // state_version; nil when not called
+	declErr          error                 // a refused declaration: fails the load
 }
 
 // Instance returns an instance for one worker: the one made eagerly at load
@@ -233,7 +248,7 @@ func (in *Instance) instantiate(ctx context.Context) error {
 		return fail(hostabi.ExportABI, err)
 	}
 	in.declFields, in.declPorts, in.declAccSize = nil, nil, 0
-	in.declResults, in.declErr = nil, nil
+	in.declResults, in.declErr, in.declStateVersion = nil, nil, nil
 	if f := mod.ExportedFunction(hostabi.ExportInit); f != nil {
 		in.phase = phaseInit
 		in.failMsg = ""
@@ -253,10 +268,11 @@ func (in *Instance) instantiate(ctx context.Context) error {
 			return fail(hostabi.ExportInit, errors.New(msg))
 		}
 	}
-	if err := m.declare(in.declFields, in.declPorts, in.declAccSize, in.declResults); err != nil {
+	if err := m.declare(in.declFields, in.declPorts, in.declAccSize, in.declResults, in.declStateVersion); err != nil {
 		return fail(hostabi.ExportInit, err)
 	}
 	in.fn = mod.ExportedFunction(m.opts.Function.Export())
+	in.timerFn = mod.ExportedFunction(hostabi.ExportOnTimer)
 	if m.opts.Function == Aggregate {
 		// Looked up once: wazero makes a new call engine per lookup.
 		for _, op := range []hostabi.AggOp{hostabi.AggAdd, hostabi.AggMerge, hostabi.AggFinish} {
@@ -351,26 +367,44 @@ func (in *Instance) Close(ctx context.Context) error {
 // records to the error output); the instance has already recovered, and the
 // next Call runs on a fresh instantiation if the fault required one.
 func (in *Instance) Call(ctx context.Context, b *record.Batch, res *Result) error {
+	if in.m.Features()&hostabi.FeatureState != 0 {
+		return &Error{Module: in.m.name, Export: in.m.opts.Function.Export(), Kind: Fault,
+			Err: errors.New("a module with keyed state runs as a keyed step (CallState)")}
+	}
+	return in.call(ctx, b, res, in.m.opts.Function.Export(), in.fn)
+}
+
+// call runs export fn (named export) over b, filling res.
+func (in *Instance) call(ctx context.Context, b *record.Batch, res *Result, export string, fn api.Function) error {
 	m := in.m
 	if in.mod == nil {
 		if err := in.instantiate(ctx); err != nil {
 			return err
 		}
+		if export == hostabi.ExportOnTimer {
+			fn = in.timerFn
+		} else {
+			fn = in.fn
+		}
+	}
+	if fn == nil {
+		return &Error{Module: m.name, Export: export, Kind: Fault, Err: errNoTimers}
 	}
 	res.reset(len(m.ports)+1, b.Source)
 	if err := in.stage(b); err != nil {
-		return &Error{Module: m.name, Export: m.opts.Function.Export(), Kind: Fault, Err: err}
+		return &Error{Module: m.name, Export: export, Kind: Fault, Err: err}
 	}
 	in.res = res
-	in.lastIndex, in.emitted = -1, 0
+	in.lastIndex, in.lastEmitted, in.emitted = -1, -1, 0
 	in.failMsg = ""
 	in.phase = phaseCall
 	n := uint64(len(b.Records))
-	err := in.guard(m.opts.Function.Export(), in.fn, &n)
+	err := in.guard(export, fn, &n)
 	in.phase = phaseIdle
 	in.in, in.res = nil, nil
 	if err != nil {
 		in.discard(ctx)
+		res.State = res.State[:0]
 		return err
 	}
 	if rc := int32(in.stack[0]); rc != 0 {
@@ -378,12 +412,13 @@ func (in *Instance) Call(ctx context.Context, b *record.Batch, res *Result) erro
 		if msg == "" {
 			msg = fmt.Sprintf("returned %d", rc)
 		}
-		return &Error{Module: m.name, Export: m.opts.Function.Export(), Kind: Returned, Err: errors.New(msg)}
+		res.State = res.State[:0]
+		return &Error{Module: m.name, Export: export, Kind: Returned, Err: errors.New(msg)}
 	}
 	res.Dropped = len(b.Records) - in.emitted
 	if m.opts.Function != Process {
 		if err := in.checkOnePerInput(res, len(b.Records)); err != nil {
-			return &Error{Module: m.name, Export: m.opts.Function.Export(), Kind: Malformed, Err: err}
+			return &Error{Module: m.name, Export: export, Kind: Malformed, Err: err}
 		}
 	}
 	return nil
@@ -484,7 +519,18 @@ func (in *Instance) encode(dst []byte) uint64 {
 		if end > len(dst) {
 			return in.size(i, uint64(p))
 		}
+		start := p
 		p = putRecord(dst, p, i, r, flags, t, metaLen, fsec)
+		if in.domains != nil {
+			binary.LittleEndian.PutUint16(dst[start+4:], uint16(in.domains[i]))
+		}
+	}
+	if in.stateSec != nil {
+		if len(dst)-p < len(in.stateSec) {
+			return in.size(len(b.Records), uint64(p))
+		}
+		binary.LittleEndian.PutUint32(dst[4:], hostabi.BatchFlagState)
+		p += copy(dst[p:], in.stateSec)
 	}
 	return uint64(p)
 }
@@ -526,13 +572,13 @@ func (in *Instance) size(from int, size uint64) (total uint64) {
 			size += uint64(hostabi.MetaEntrySize(kv.Key, kv.Value))
 		}
 	}
-	if in.m.extractor != nil {
+	if in.m.extractor != nil && from < len(recs) {
 		size += uint64(len(in.fields))
 		if from > 0 {
 			size -= uint64(in.fEnd[from-1])
 		}
 	}
-	return size
+	return size + uint64(len(in.stateSec))
 }
 
 // logWriter forwards guest stdout/stderr (e.g. a Go panic trace) to the log.

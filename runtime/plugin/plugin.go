@@ -174,14 +174,15 @@ type Module struct {
 
 	// Declared by the first instance's wsp_init; later instances must
 	// declare the same (they run the same code with the same config).
-	mu         sync.Mutex
-	declared   bool
-	fieldPaths []string
-	ports      []string              // ports[i] is port i+1
-	accSize    int                   // agg_size: fixed accumulator size; 0 for variable
-	results    []hostabi.ResultField // agg_result: typed result fields; nil for JSON text
-	resultFmt  *hostabi.ResultFormat // formats results; nil when results is
-	extractor  *jsonfields.Extractor
+	mu           sync.Mutex
+	declared     bool
+	fieldPaths   []string
+	ports        []string              // ports[i] is port i+1
+	accSize      int                   // agg_size: fixed accumulator size; 0 for variable
+	stateVersion uint32                // state_version (0: none declared)
+	results      []hostabi.ResultField // agg_result: typed result fields; nil for JSON text
+	resultFmt    *hostabi.ResultFormat // formats results; nil when results is
+	extractor    *jsonfields.Extractor
 
 	eager *Instance // made at load to fail fast; handed to the first worker (under mu)
 }
@@ -321,6 +322,7 @@ func (m *Module) checkShape() error {
 		{hostabi.ExportAggAdd, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{hostabi.ExportAggMerge, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{hostabi.ExportAggFinish, []api.ValueType{i32}, []api.ValueType{i32}, false},
+		{hostabi.ExportOnTimer, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{hostabi.ExportInitialize, nil, nil, false},
 	}
 	if _, ok := m.exports[hostabi.ExportABI]; !ok {
@@ -408,6 +410,9 @@ func (m *Module) checkABI(v uint64) error {
 	if extra := feats &^ hostabi.FeaturesV1; extra != 0 {
 		return fmt.Errorf("module requires feature(s) %v, which this wsp does not implement", extra.Names())
 	}
+	if err := m.checkStateShape(feats); err != nil {
+		return err
+	}
 	if m.opts.Function == Aggregate && feats&hostabi.FeatureAggregate == 0 {
 		return errors.New("module is used as an aggregate but wsp_abi does not set the aggregate feature bit (is an Aggregate registered?)")
 	}
@@ -420,16 +425,24 @@ func (m *Module) checkABI(v uint64) error {
 // declare records the fields, ports, accumulator size and result fields
 // an instance declared in wsp_init, checking that every instance declares
 // the same.
-func (m *Module) declare(fields, ports []string, accSize int, results []hostabi.ResultField) error {
+func (m *Module) declare(fields, ports []string, accSize int, results []hostabi.ResultField, stateVersion *uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var sv uint32
+	if stateVersion != nil {
+		if m.features&hostabi.FeatureState == 0 {
+			return errors.New("state_version called by a module without the state feature")
+		}
+		sv = *stateVersion
+	}
 	if m.declared {
 		if !equalStrings(fields, m.fieldPaths) || !equalStrings(ports, m.ports) || accSize != m.accSize ||
-			!equalResults(results, m.results) {
-			return errors.New("wsp_init declared different fields, ports, accumulator size or results than the first instance")
+			!equalResults(results, m.results) || sv != m.stateVersion {
+			return errors.New("wsp_init declared different fields, ports, accumulator size, results or state version than the first instance")
 		}
 		return nil
 	}
+	m.stateVersion = sv
 	if len(fields) > 0 {
 		ex, err := jsonfields.New(fields)
 		if err != nil {

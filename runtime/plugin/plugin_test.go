@@ -66,7 +66,7 @@ func TestLoadRefusals(t *testing.T) {
 		{"no_process", Options{}, "missing export wsp_process"},
 		{"wrong_sig", Options{}, "export wsp_process has signature () -> (), want (i32) -> (i32)"},
 		{"command", Options{}, "command module"},
-		{"future_feature", Options{}, "requires feature(s) [state]"},
+		{"future_feature", Options{}, "requires feature(s) [unknown-bit-10]"},
 		{"init_fails", Options{}, "bad config"},
 		{"bad_field", Options{}, "declare_fields refused a..b"},
 		{"clear_stop", Options{}, "invalid module"},

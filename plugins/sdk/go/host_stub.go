@@ -15,6 +15,7 @@ func hostDeclareFields(p []byte) int32 { return stubhost.DeclareFields(p) }
 func hostPort(name string) int32       { return stubhost.Port(name) }
 func hostAggSize(size int) int32       { return stubhost.AggSize(size) }
 func hostAggResult(p []byte) int32     { return stubhost.AggResult(p) }
+func hostStateVersion(v uint32) int32  { return stubhost.StateVersion(v) }
 func hostLog(level int32, msg string)  { stubhost.Log(level, msg) }
 func hostFail(msg string)              { stubhost.Fail(msg) }
 
@@ -25,6 +26,7 @@ func init() {
 		Process:   func(n int32) int32 { return runBatch(exportProcess, n) },
 		Key:       func(n int32) int32 { return runBatch(exportKey, n) },
 		Timestamp: func(n int32) int32 { return runBatch(exportTimestamp, n) },
+		OnTimer:   func(n int32) int32 { return runBatch(exportTimer, n) },
 		AggAdd:    func(n int32) int32 { return runAgg(aggAdd, n) },
 		AggMerge:  func(n int32) int32 { return runAgg(aggMerge, n) },
 		AggFinish: func(n int32) int32 { return runAgg(aggFinish, n) },

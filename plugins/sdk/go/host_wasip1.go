@@ -29,6 +29,9 @@ func wspAggSize(size uint32) int32
 //go:wasmimport wsp agg_result
 func wspAggResult(ptr unsafe.Pointer, len uint32) int32
 
+//go:wasmimport wsp state_version
+func wspStateVersion(version uint32) int32
+
 //go:wasmimport wsp log
 func wspLog(level int32, ptr unsafe.Pointer, len uint32)
 
@@ -56,6 +59,8 @@ func hostPort(name string) int32 {
 }
 
 func hostAggSize(size int) int32 { return wspAggSize(uint32(size)) }
+
+func hostStateVersion(v uint32) int32 { return wspStateVersion(v) }
 
 func hostAggResult(p []byte) int32 {
 	return wspAggResult(unsafe.Pointer(unsafe.SliceData(p)), uint32(len(p)))
@@ -86,6 +91,9 @@ func wspKey(n int32) int32 { return runBatch(exportKey, n) }
 
 //go:wasmexport wsp_timestamp
 func wspTimestamp(n int32) int32 { return runBatch(exportTimestamp, n) }
+
+//go:wasmexport wsp_on_timer
+func wspOnTimer(n int32) int32 { return runBatch(exportTimer, n) }
 
 //go:wasmexport wsp_agg_add
 func wspAggAdd(n int32) int32 { return runAgg(aggAdd, n) }

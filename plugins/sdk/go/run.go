@@ -26,9 +26,10 @@ const (
 	exportProcess export = iota
 	exportKey
 	exportTimestamp
+	exportTimer
 )
 
-var exportNames = [...]string{"wsp_process", "wsp_key", "wsp_timestamp"}
+var exportNames = [...]string{"wsp_process", "wsp_key", "wsp_timestamp", "wsp_on_timer"}
 
 // abi is wsp_abi: the version and the features the registrations use.
 func abi() int64 {
@@ -41,6 +42,12 @@ func abi() int64 {
 	}
 	if reg.aggregate != nil {
 		f |= featureAggregate
+	}
+	if reg.state {
+		f |= featureState
+	}
+	if reg.onTimer != nil {
+		f |= featureTimers
 	}
 	return abiVersion | f<<32
 }
@@ -100,6 +107,16 @@ func runInit() (rc int32) {
 	if a := reg.aggregate; a != nil && len(a.Results) > 0 {
 		if rc := hostAggResult(resultDecl(a.Results)); rc < 0 {
 			hostFail("wsp: agg_result: " + errName(rc))
+			return 1
+		}
+	}
+	if reg.onTimer != nil && !reg.state {
+		hostFail("wsp: OnTimer needs UseState")
+		return 1
+	}
+	if reg.state {
+		if rc := hostStateVersion(reg.stateVersion); rc != 0 {
+			hostFail("wsp: state_version: " + errName(rc))
 			return 1
 		}
 	}
@@ -238,6 +255,9 @@ func runBatch(e export, n int32) (rc int32) {
 	case e == exportTimestamp && reg.timestamp == nil:
 		hostFail("no Timestamp function registered")
 		return 1
+	case e == exportTimer && reg.onTimer == nil:
+		hostFail("no OnTimer function registered")
+		return 1
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -252,6 +272,9 @@ func runBatch(e export, n int32) (rc int32) {
 		panic(hostError("wsp: the batch holds " + itoa(int64(count)) + " records, the call says " + itoa(int64(n))))
 	}
 	out.reset()
+	if reg.state {
+		data = cutState(data, count)
+	}
 	scan(e, data, count)
 	out.flush()
 	return 0
@@ -289,6 +312,14 @@ func scan(e export, data []byte, count int) {
 				} else {
 					out.emitKey(r, k)
 				}
+			})
+		case exportTimer:
+			fn := reg.onTimer
+			var t Timer
+			t.buf, t.foff = r.buf, r.foff
+			p = scanEach(r, data, count, func(r *Record) {
+				t.hdr, t.index = r.hdr, r.index
+				fn(&t, &out)
 			})
 		case exportTimestamp:
 			fn := reg.timestamp

@@ -93,6 +93,9 @@ var reg struct {
 	key          func(r *Record) ([]byte, error)
 	timestamp    func(r *Record) (int64, error)
 	aggregate    *AggregateFuncs
+	state        bool   // UseState
+	stateVersion uint32 // UseState's layout version
+	onTimer      func(t *Timer, out *Output)
 }
 
 // phase of the instance: registrations are allowed from init() and, for
@@ -254,6 +257,7 @@ func resetRegistrations() {
 	reg.anyFields, reg.anyPorts = false, false
 	reg.onInit, reg.process, reg.processBatch, reg.key, reg.timestamp = nil, nil, nil, nil, nil
 	reg.aggregate = nil
+	reg.state, reg.stateVersion, reg.onTimer = false, 0, nil
 	phase = phaseLoad
 	nfields = 0
 }

@@ -58,6 +58,9 @@ type Wasm struct {
 	Timeout     time.Duration // per call; 0 = plugin default (10 s); -1 = none (`timeout: none`)
 	MemoryLimit int64         // bytes; 0 = plugin default (256 MiB)
 	Grants      Grants
+	// Watermark settings for a module with keyed state, when no window
+	// before it sets them (`watermark: {out_of_orderness, idle_timeout}`).
+	OutOfOrder, IdleTimeout time.Duration
 }
 
 // Extract says where a key or an event time is read: one of a JSON field
@@ -305,6 +308,37 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 	return s, nil
 }
 
+// dur parses a duration of whole milliseconds.
+func dur(v *yaml.Node, d *time.Duration) error {
+	x, err := time.ParseDuration(v.Value)
+	if err != nil {
+		return err
+	}
+	if x%time.Millisecond != 0 {
+		return fmt.Errorf("%s: windows count whole milliseconds", v.Value)
+	}
+	*d = x
+	return nil
+}
+
+// fields parses a mapping of durations (what names it in errors).
+func fields(v *yaml.Node, what string, set map[string]*time.Duration) error {
+	if v.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s must be a mapping", what)
+	}
+	for j := 0; j+1 < len(v.Content); j += 2 {
+		k := v.Content[j]
+		d, ok := set[k.Value]
+		if !ok {
+			return fmt.Errorf("line %d: %s.%s: unknown field", k.Line, what, k.Value)
+		}
+		if err := dur(v.Content[j+1], d); err != nil {
+			return fmt.Errorf("line %d: %s.%s: %w", k.Line, what, k.Value, err)
+		}
+	}
+	return nil
+}
+
 func wasm(n *yaml.Node, dir string) (*Wasm, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("line %d: wasm must be a mapping with at least module", n.Line)
@@ -338,8 +372,10 @@ func wasm(n *yaml.Node, dir string) (*Wasm, error) {
 			w.MemoryLimit, err = ParseBytes(v.Value)
 		case "grants":
 			err = v.Decode(&w.Grants)
+		case "watermark":
+			err = fields(v, "wasm.watermark", map[string]*time.Duration{"out_of_orderness": &w.OutOfOrder, "idle_timeout": &w.IdleTimeout})
 		default:
-			err = fmt.Errorf("unknown field (want module, function, config, timeout, memory_limit, grants)")
+			err = fmt.Errorf("unknown field (want module, function, config, timeout, memory_limit, grants, watermark)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d: wasm.%s: %w", k.Line, k.Value, err)
@@ -448,33 +484,6 @@ func windowConf(n *yaml.Node, dir string) (*Window, error) {
 		return nil, fmt.Errorf("line %d: window must be a mapping such as {tumbling: {size: 5s}, aggregates: {...}}", n.Line)
 	}
 	w := &Window{}
-	dur := func(v *yaml.Node, d *time.Duration) error {
-		x, err := time.ParseDuration(v.Value)
-		if err != nil {
-			return err
-		}
-		if x%time.Millisecond != 0 {
-			return fmt.Errorf("%s: windows count whole milliseconds", v.Value)
-		}
-		*d = x
-		return nil
-	}
-	fields := func(v *yaml.Node, what string, set map[string]*time.Duration) error {
-		if v.Kind != yaml.MappingNode {
-			return fmt.Errorf("%s must be a mapping", what)
-		}
-		for j := 0; j+1 < len(v.Content); j += 2 {
-			k := v.Content[j]
-			d, ok := set[k.Value]
-			if !ok {
-				return fmt.Errorf("line %d: %s.%s: unknown field", k.Line, what, k.Value)
-			}
-			if err := dur(v.Content[j+1], d); err != nil {
-				return fmt.Errorf("line %d: %s.%s: %w", k.Line, what, k.Value, err)
-			}
-		}
-		return nil
-	}
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
 		var err error

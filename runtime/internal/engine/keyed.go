@@ -227,11 +227,11 @@ func (k *keyedStage) route(b *record.Batch) (subs []*record.Batch, bad []*record
 func missingReason(f record.Flags) string {
 	switch {
 	case f&record.HasKey == 0 && f&record.HasTime == 0:
-		return "the record has no key and no event time: add key and event_time steps before the window"
+		return "the record has no key and no event time: add key and event_time steps before this keyed step"
 	case f&record.HasKey == 0:
-		return "the record has no key: add a key step before the window"
+		return "the record has no key: add a key step before this keyed step"
 	default:
-		return "the record has no event time: add an event_time step before the window"
+		return "the record has no event time: add an event_time step before this keyed step"
 	}
 }
 
@@ -392,17 +392,22 @@ func (e *engine) flow(ctx context.Context, ws []chainWorker, from int, cur *reco
 }
 
 // keyedOutputs counts a keyed step's result and turns its failures
-// (indexes into in) and ports into dests; it returns the main output.
+// (indexes into in, or into res.Failing when set) and ports into dests; it
+// returns the main output.
 func (e *engine) keyedOutputs(si int, in *record.Batch, res *plugin.Result, dests []dest) (*record.Batch, []dest) {
 	sm := &e.m.Steps[si]
 	name := e.steps[si].Name()
 	sm.Failed.Add(int64(len(res.Failed)))
 	sm.Dropped.Add(int64(res.Dropped))
-	if len(res.Failed) > 0 && in != nil {
-		errs := &record.Batch{Source: in.Source}
+	failing := in
+	if res.Failing != nil {
+		failing = res.Failing // fired timers, say
+	}
+	if len(res.Failed) > 0 && failing != nil {
+		errs := &record.Batch{Source: failing.Source}
 		for _, f := range res.Failed {
-			r := &in.Records[f.Index]
-			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, in.Source, r, name, f.Reason), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+			r := &failing.Records[f.Index]
+			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, failing.Source, r, name, f.Reason), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
 		}
 		dests = append(dests, dest{out: 1, b: errs})
 	}

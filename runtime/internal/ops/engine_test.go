@@ -285,7 +285,7 @@ func TestWindowRecordsWithoutKeyOrTime(t *testing.T) {
 	}
 	var e struct{ Error, Step string }
 	_ = json.Unmarshal([]byte(errs.vals[0]), &e)
-	if e.Step != "w" || e.Error != "the record has no key: add a key step before the window" {
+	if e.Step != "w" || e.Error != "the record has no key: add a key step before this keyed step" {
 		t.Errorf("error record %+v", e)
 	}
 }

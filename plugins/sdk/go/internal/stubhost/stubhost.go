@@ -60,10 +60,12 @@ type Host struct {
 	Write   func(chunk []byte) int32
 	Fields  []string // declared field paths
 	AccSize int      // agg_size; 0 when not called
-	Results []byte   // agg_result's declaration; nil when not called
-	Ports   []string // Ports[k-1] is port k
-	FailMsg string
-	Logs    []LogLine
+	// StateVersion is what state_version declared (nil: not called).
+	StateVersion *uint32
+	Results      []byte   // agg_result's declaration; nil when not called
+	Ports        []string // Ports[k-1] is port k
+	FailMsg      string
+	Logs         []LogLine
 	// OnLog, if set, sees each line as it is logged.
 	OnLog func(LogLine)
 }
@@ -81,6 +83,8 @@ type Exports struct {
 	Process   func(n int32) int32
 	Key       func(n int32) int32
 	Timestamp func(n int32) int32
+	// OnTimer is wsp_on_timer (n fired timers).
+	OnTimer func(n int32) int32
 	// AggAdd, AggMerge and AggFinish are wsp_agg_add, wsp_agg_merge and
 	// wsp_agg_finish (n groups).
 	AggAdd    func(n int32) int32
@@ -171,6 +175,19 @@ func Port(name string) int32 {
 	}
 	h.Ports = append(h.Ports, name)
 	return int32(len(h.Ports))
+}
+
+// StateVersion is state_version.
+func StateVersion(v uint32) int32 {
+	h := cur()
+	if h.Phase != Init {
+		return ErrNotNow
+	}
+	if h.StateVersion != nil && *h.StateVersion != v {
+		return ErrBadRequest
+	}
+	h.StateVersion = &v
+	return 0
 }
 
 // AggSize is agg_size.

@@ -1,0 +1,128 @@
+package ops
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/wsp-project/wsp/runtime/internal/window"
+)
+
+// The state step's snapshot, format version 1, in the window snapshots'
+// codec (window.Encoder):
+//
+//	magic "WSPS" | version 1 | layout version (the module's state_version) |
+//	keys | per key (sorted): key | has value | value | value expiry |
+//	       map entries | (key | value | expiry)* | list items | (value | expiry)* |
+//	event timers | (time | key)* | processing timers | (time | key)*
+//
+// Expiry times are unix ms (0: never); expired entries are not written.
+
+// Snapshot appends the worker's state to dst.
+func (w *stateWorker) Snapshot(dst []byte) ([]byte, error) {
+	now := w.s.now()
+	e := window.NewEncoder(dst)
+	e.Raw([]byte(stateMagic))
+	e.Uvarint(1)
+	e.Uvarint(uint64(w.s.Module.StateVersion()))
+	keys := make([]*keyState, 0, len(w.keys))
+	for _, k := range w.keys {
+		k.expire(now)
+		if k.hasVal || len(k.m) > 0 || len(k.list) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b *keyState) int { return cmp.Compare(a.key, b.key) })
+	e.Uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		e.Bytes([]byte(k.key))
+		e.Bool(k.hasVal)
+		e.Bytes(k.val)
+		e.Varint(k.valExp)
+		e.Uvarint(uint64(len(k.m)))
+		for _, mk := range slices.Sorted(mapKeys(k.m)) {
+			me := k.m[mk]
+			e.Bytes([]byte(mk))
+			e.Bytes(me.v)
+			e.Varint(me.exp)
+		}
+		e.Uvarint(uint64(len(k.list)))
+		for _, it := range k.list {
+			e.Bytes(it.v)
+			e.Varint(it.exp)
+		}
+	}
+	for _, q := range []*timerQueue{&w.ev, &w.proc} {
+		ts := q.live()
+		e.Uvarint(uint64(len(ts)))
+		for _, t := range ts {
+			e.Varint(t.t)
+			e.Bytes([]byte(t.k.key))
+		}
+	}
+	return e.Result(), nil
+}
+
+// Restore adds the keys of snap that keep accepts.
+func (w *stateWorker) Restore(snap []byte, keep func(key []byte) bool) error {
+	d := window.NewDecoder(snap)
+	if !d.Prefix([]byte(stateMagic)) {
+		return errors.New("not a state step snapshot")
+	}
+	if v := d.Uvarint(); v != 1 {
+		if d.Err() != nil {
+			return d.Err()
+		}
+		return fmt.Errorf("state step snapshot format %d; this wsp reads format 1", v)
+	}
+	if lv := uint32(d.Uvarint()); d.Err() == nil && lv != w.s.Module.StateVersion() {
+		if w.s.Reset {
+			return nil // the run was told to drop this step's state
+		}
+		return w.s.errVersion(lv)
+	}
+	n := d.Count(1)
+	for range n {
+		key := d.Bytes()
+		k := &keyState{key: string(key), slot: -1}
+		k.hasVal = d.Bool()
+		k.val = slices.Clone(d.Bytes())
+		if k.hasVal && k.val == nil {
+			k.val = []byte{}
+		}
+		k.valExp = d.Varint()
+		if m := d.Count(2); m > 0 {
+			k.m = make(map[string]stateEntry, m)
+			for range m {
+				mk := string(d.Bytes())
+				k.m[mk] = stateEntry{v: slices.Clone(d.Bytes()), exp: d.Varint()}
+			}
+		}
+		for range d.Count(2) {
+			k.list = append(k.list, stateEntry{v: slices.Clone(d.Bytes()), exp: d.Varint()})
+		}
+		if d.Err() != nil {
+			break
+		}
+		if keep(key) {
+			w.keys[k.key] = k
+		}
+	}
+	for _, q := range []*timerQueue{&w.ev, &w.proc} {
+		for range d.Count(2) {
+			t := d.Varint()
+			key := d.Bytes()
+			if d.Err() != nil {
+				break
+			}
+			if keep(key) {
+				q.set(w.state(key), t)
+			}
+		}
+	}
+	if err := d.Err(); err != nil {
+		return fmt.Errorf("state step snapshot: %w", err)
+	}
+	return nil
+}
