@@ -76,7 +76,7 @@ func (w *stateWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 		}
 		return fmt.Errorf("state step snapshot format %d; this wsp reads format 1", v)
 	}
-	if lv := uint32(d.Uvarint()); d.Err() == nil && lv != w.s.Module.StateVersion() {
+	if lv := uint32(d.Uvarint()); !d.Failed() && lv != w.s.Module.StateVersion() {
 		if w.s.Reset {
 			return nil // the run was told to drop this step's state
 		}
@@ -102,7 +102,7 @@ func (w *stateWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 		for range d.Count(2) {
 			k.list = append(k.list, stateEntry{v: slices.Clone(d.Bytes()), exp: d.Varint()})
 		}
-		if d.Err() != nil {
+		if d.Failed() {
 			break
 		}
 		if keep(key) {
@@ -113,7 +113,7 @@ func (w *stateWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 		for range d.Count(2) {
 			t := d.Varint()
 			key := d.Bytes()
-			if d.Err() != nil {
+			if d.Failed() {
 				break
 			}
 			if keep(key) {

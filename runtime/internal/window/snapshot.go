@@ -478,6 +478,10 @@ func (x *Decoder) Prefix(p []byte) bool {
 	return true
 }
 
+// Failed reports whether a read failed so far (bytes left over are not a
+// failure until the end: see Err).
+func (x *Decoder) Failed() bool { return x.d.err != nil }
+
 // Err is the first error, or one for bytes left over after the end.
 func (x *Decoder) Err() error {
 	if x.d.err != nil {
