@@ -15,16 +15,23 @@ import (
 	"github.com/wsp-project/wsp/examples/sensors/gen/sensorgen"
 )
 
-// TestCrashRecovery runs the sensor pipeline (examples/sensors/pipeline.yaml:
-// the Wasm cleaner, 5 s tumbling windows per sensor) as a separate wsp
-// process with checkpoints, kills it with SIGKILL at random points, restarts
-// it each time, and lets the last run finish. The first stop is a SIGTERM,
-// which must exit 0 after a last checkpoint. Every window result written
-// over all the runs must be one of an uninterrupted run's (counts equal,
-// floats within 1e-9 relative), and every one of those must be there: no
-// record lost, none counted twice. Results written after the last
-// checkpoint may repeat (the output is at-least-once), and a kill during a
-// write may leave a cut line, which the next run's lines follow.
+// TestCrashRecovery runs a sensor pipeline as a separate wsp process with
+// checkpoints, kills it with SIGKILL at random points, restarts it each
+// time, and lets the last run finish. The first stop is a SIGTERM, which
+// must exit 0 after a last checkpoint. Every result written over all the
+// runs must be one of an uninterrupted run's, and every one of those must
+// be there: no record lost, none counted twice. Results written after the
+// last checkpoint may repeat (the output is at-least-once), and a kill
+// during a write may leave a cut line, which the next run's lines follow.
+//
+//   - windows: examples/sensors/pipeline.yaml (the Wasm cleaner, 5 s
+//     tumbling windows per sensor); counts equal, floats within 1e-9
+//     relative.
+//   - keyed state: examples/sensors/watchdog.yaml (a Wasm function with a
+//     per-sensor baseline in keyed state and an event-time timer per
+//     sensor); the alerts equal byte for byte. Each sensor's last alert
+//     carries its count of readings and their mean, so a reading lost or
+//     counted twice changes it.
 //
 // Short form: 200,000 readings, 3 stops. WSP_TEST_LONG: 1,000,000 readings,
 // a SIGTERM and 10 SIGKILLs (issue "state").
@@ -48,14 +55,74 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	pipeline, _ := filepath.Abs(repoPath("examples/sensors/pipeline.yaml"))
+	t.Run("windows", func(t *testing.T) {
+		crashLoop(t, bin, input, "examples/sensors/pipeline.yaml", "windows.jsonl", n, kills, func(ref, got []string) (int, int) {
+			want := windowResults(t, ref, nil)
+			cut := 0
+			have := windowResults(t, got, &cut)
+			for k, w := range have {
+				r, ok := want[k]
+				if !ok || r.Count != w.Count || !close(r.Mean, w.Mean) || !close(r.Variance, w.Variance) {
+					t.Fatalf("window %v: got %+v, an uninterrupted run gives %+v (ok %v)", k, w, r, ok)
+				}
+			}
+			if len(have) != len(want) {
+				t.Fatalf("%d of %d windows", len(have), len(want))
+			}
+			return len(want), cut
+		})
+	})
+	t.Run("keyed state", func(t *testing.T) {
+		crashLoop(t, bin, input, "examples/sensors/watchdog.yaml", "alerts.jsonl", n, kills, func(ref, got []string) (int, int) {
+			want := map[string]bool{}
+			sensors := map[string]bool{}
+			for _, l := range ref {
+				var a struct {
+					SensorID string `json:"sensor_id"`
+					Alert    string `json:"alert"`
+				}
+				if err := json.Unmarshal([]byte(l), &a); err != nil || a.SensorID == "" || a.Alert == "" {
+					t.Fatalf("reference alert %q: %v", l, err)
+				}
+				want[l] = true
+				sensors[a.SensorID] = true
+			}
+			cut := 0
+			have := map[string]bool{}
+			for _, l := range got {
+				if !json.Valid([]byte(l)) {
+					cut++ // a line cut by a kill
+					continue
+				}
+				if !want[l] {
+					t.Fatalf("alert %s: not one of an uninterrupted run's", l)
+				}
+				have[l] = true
+			}
+			if len(have) != len(want) || len(sensors) < 100 {
+				t.Fatalf("%d of %d alerts (%d sensors)", len(have), len(want), len(sensors))
+			}
+			return len(want), cut
+		})
+	})
+}
+
+// crashLoop is one case of TestCrashRecovery: the reference run, the runs
+// stopped at random points, and the last run; check compares the result
+// lines (reference, all runs') and returns the number of results and of
+// lines cut by a kill.
+func crashLoop(t *testing.T, bin, input, pipelineFile, results string, n, kills int, check func(ref, got []string) (results, cut int)) {
+	dir := t.TempDir()
+	pipeline, _ := filepath.Abs(repoPath(pipelineFile))
 	run := func(out, stateDir string) *exec.Cmd {
 		args := []string{"run", "--http-addr", "off", "--cache-dir", cacheDir, "--workers", "2", "--log-level", "info"}
 		if stateDir != "" {
 			args = append(args, "--state-dir", stateDir, "--checkpoint-interval", "20ms")
 		}
 		cmd := exec.Command(bin, append(args, pipeline)...)
-		cmd.Env = append(os.Environ(), "SENSORS_INPUT="+input, "SENSORS_OUT="+out)
+		// Watchdog settings that raise many alerts: silences end by timers
+		// and by readings, anomalies come from the baselines.
+		cmd.Env = append(os.Environ(), "SENSORS_INPUT="+input, "SENSORS_OUT="+out, "WATCHDOG_SILENCE=3s", "WATCHDOG_SIGMA=2.5")
 		return cmd
 	}
 	// The reference: one uninterrupted run.
@@ -84,9 +151,9 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	startup := time.Since(start)
 	work := max(full-startup, full/4)
-	ref := windowResults(t, readLines(t, filepath.Join(refOut, "windows.jsonl")), nil)
+	ref := readLines(t, filepath.Join(refOut, results))
 	if len(ref) < 100 {
-		t.Fatalf("only %d reference windows", len(ref))
+		t.Fatalf("only %d reference results", len(ref))
 	}
 	// Crash and restart.
 	out, stateDir := filepath.Join(dir, "crash"), filepath.Join(dir, "state")
@@ -139,22 +206,13 @@ func TestCrashRecovery(t *testing.T) {
 	if restores == 0 || killed == 0 {
 		t.Fatalf("no run restored a checkpoint in %d kills", killed)
 	}
-	cut := 0
-	got := windowResults(t, readLines(t, filepath.Join(out, "windows.jsonl")), &cut)
+	lines := readLines(t, filepath.Join(out, results))
+	nres, cut := check(ref, lines)
 	if cut > killed {
-		t.Fatalf("%d unreadable lines for %d kills", cut, kills)
+		t.Fatalf("%d unreadable lines for %d kills", cut, killed)
 	}
-	for k, w := range got {
-		r, ok := ref[k]
-		if !ok || r.Count != w.Count || !close(r.Mean, w.Mean) || !close(r.Variance, w.Variance) {
-			t.Fatalf("window %v: got %+v, an uninterrupted run gives %+v (ok %v)", k, w, r, ok)
-		}
-	}
-	if len(got) != len(ref) {
-		t.Fatalf("%d of %d windows after %d kills", len(got), len(ref), killed)
-	}
-	t.Logf("%d readings, %d kills, %d restores, %d windows, %d result lines (%d cut by a kill)",
-		n, killed, restores, len(ref), len(readLines(t, filepath.Join(out, "windows.jsonl"))), cut)
+	t.Logf("%d readings, %d kills, %d restores, %d results, %d result lines (%d cut by a kill)",
+		n, killed, restores, nres, len(lines), cut)
 }
 
 func must[T any](v T, err error) T {
