@@ -1,5 +1,5 @@
 // Command watchdog is the sensor example's keyed-state plugin: per sensor it
-// keeps a running baseline of the readings (count, mean and variance, by
+// keeps a running baseline of the readings' `field` (default "value") (count, mean and variance, by
 // Welford's method) in keyed state, and raises two kinds of alerts:
 //
 //   - "anomaly": a reading more than `sigma` standard deviations from the
@@ -36,7 +36,7 @@ import (
 const stateVersion = 1
 
 func init() {
-	wsp.Fields("value")
+	wsp.Fields() // the reading's field, declared in configure
 	wsp.UseState(stateVersion)
 	wsp.OnInit(configure)
 	wsp.Process(reading)
@@ -46,22 +46,35 @@ func init() {
 func main() {}
 
 var conf = struct {
+	field       string
 	silence     int64 // ms of event time
 	sigma       float64
 	minReadings uint64
-}{silence: 30_000, sigma: 4, minReadings: 20}
+}{field: "value", silence: 30_000, sigma: 4, minReadings: 20}
 
 func configure(cfg []byte) error {
+	if err := parseConfig(cfg); err != nil {
+		return err
+	}
+	wsp.Fields(conf.field)
+	return nil
+}
+
+func parseConfig(cfg []byte) error {
 	if len(cfg) == 0 {
 		return nil
 	}
 	var c struct {
+		Field       string   `json:"field"`
 		Silence     string   `json:"silence"`
 		Sigma       *float64 `json:"sigma"`
 		MinReadings *uint64  `json:"min_readings"`
 	}
 	if err := json.Unmarshal(cfg, &c); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if c.Field != "" {
+		conf.field = c.Field
 	}
 	if c.Silence != "" {
 		d, err := time.ParseDuration(c.Silence)

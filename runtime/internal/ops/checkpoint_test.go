@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/wsp-project/wsp/runtime/internal/gobuild"
+	"github.com/wsp-project/wsp/runtime/plugin"
 	"io"
 	"log/slog"
 	"math"
@@ -154,11 +156,17 @@ func TestCheckpointCrashRestore(t *testing.T) {
 		"timeseries": func() engine.KeyedStep {
 			return &TimeSeriesStep{StepName: "ts", Field: "v", Outputs: []TSOutput{ts, cum}}
 		},
+		"wasm state": func() engine.KeyedStep {
+			return &StateStep{StepName: "wd", Module: watchdogModule(t)}
+		},
 	}
 	for name, mk := range steps {
 		for _, c := range []struct{ before, after, crashAt int }{{1, 1, 2}, {2, 3, 4}, {3, 1, 7}} {
 			t.Run(fmt.Sprintf("%s %d->%d workers crash after checkpoint %d", name, c.before, c.after, c.crashAt), func(t *testing.T) {
 				ref, _ := runCkpt(t, lines, mk, c.before, nil, nil)
+				if len(ref) < 100 {
+					t.Fatalf("only %d results: too few to test anything", len(ref))
+				}
 				dir, copyDir := t.TempDir(), t.TempDir()
 				out := &lockedOutput{}
 				var beforeCrash []string
@@ -292,13 +300,16 @@ func runCkptFull(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, worke
 	key := &KeyStep{StepName: "key", From: Source{Field: "id"}}
 	tstep := &TimeStep{StepName: "ts", From: Source{Field: "ts"}}
 	ks := mk()
-	for _, v := range []interface{ Validate() error }{key, tstep, ks.(interface{ Validate() error })} {
-		if err := v.Validate(); err != nil {
-			t.Fatal(err)
+	for _, v := range []any{key, tstep, ks} {
+		if v, ok := v.(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	parts := 3
-	if _, ok := ks.(*TimeSeriesStep); ok {
+	switch ks.(type) {
+	case *TimeSeriesStep, *StateStep:
 		// A timeseries output depends on the order of its key's records;
 		// with several partitions that order depends on how they
 		// interleave, which a restart changes (as in any engine). One
@@ -344,6 +355,37 @@ func runCkptFull(t *testing.T, lines [][]byte, mk func() engine.KeyedStep, worke
 		t.Fatalf("error output: %s", v[0])
 	}
 	return m
+}
+
+// watchdogModule is the sensor example's keyed-state plugin
+// (examples/sensors/watchdog), built once per test and reading field v.
+func watchdogModule(t *testing.T) *plugin.Module {
+	t.Helper()
+	watchdog.once.Do(func() {
+		dir := filepath.Join(os.TempDir(), "wsp-ops-test-cache")
+		path, err := gobuild.Build(context.Background(), filepath.Join("..", "..", "..", "examples", "sensors", "watchdog"), dir)
+		if err != nil {
+			watchdog.err = err
+			return
+		}
+		eng, err := plugin.NewEngine(filepath.Join(dir, "compiled"))
+		if err != nil {
+			watchdog.err = err
+			return
+		}
+		watchdog.m, watchdog.err = eng.LoadFile(context.Background(), path, plugin.Options{
+			Config: []byte(`{"field":"v","silence":"700ms","sigma":2,"min_readings":5}`)})
+	})
+	if watchdog.err != nil {
+		t.Fatal(watchdog.err)
+	}
+	return watchdog.m
+}
+
+var watchdog struct {
+	once sync.Once
+	m    *plugin.Module
+	err  error
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
