@@ -32,6 +32,7 @@ type settings struct {
 	StateDir          string
 	CheckpointEvery   time.Duration
 	FromSavepoint     string
+	ResetState        []string
 	HTTPAddr          string
 	BenthosConnectors bool
 	CPUProfile        string
@@ -50,6 +51,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 	fs.String("state-dir", "", "checkpoints of windows, watermarks and input positions; a restart resumes from the newest (default: none)")
 	fs.Duration("checkpoint-interval", time.Second, "how often to checkpoint, with --state-dir")
 	fs.String("from-savepoint", "", "start from this savepoint folder (wsp savepoint) instead of the newest checkpoint; needs --state-dir")
+	fs.StringSlice("reset-state", nil, "steps (Wasm with keyed state) whose restored state is dropped when its layout version differs from the module's")
 	fs.String("http-addr", "127.0.0.1:4195", "address for /ready, /health, /metrics and /stats (\"\" or \"off\" disables)")
 	fs.String("cpu-profile", "", "write a Go CPU profile of the run to this file")
 	fs.Bool("benthos-connectors", false, "run every input and output through Benthos, also file/stdin/stdout")
@@ -82,6 +84,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 		StateDir:          v.GetString("state-dir"),
 		CheckpointEvery:   v.GetDuration("checkpoint-interval"),
 		FromSavepoint:     v.GetString("from-savepoint"),
+		ResetState:        v.GetStringSlice("reset-state"),
 		HTTPAddr:          v.GetString("http-addr"),
 		BenthosConnectors: v.GetBool("benthos-connectors"),
 		CPUProfile:        v.GetString("cpu-profile"),
@@ -179,6 +182,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		StateDir:           s.StateDir,
 		CheckpointInterval: s.CheckpointEvery,
 		FromSavepoint:      s.FromSavepoint,
+		ResetState:         s.ResetState,
 		BenthosConnectors:  s.BenthosConnectors,
 		Logger:             log,
 		Metrics:            metrics,
