@@ -218,6 +218,8 @@ type decoder struct {
 	last  int
 	seen  []bool
 	err   error
+	state bool      // state entries allowed (a keyed-state plugin)
+	ops   []stateOp // the state entries, in order
 }
 
 func (d *decoder) write(chunk []byte) int32 {
@@ -271,6 +273,26 @@ func (d *decoder) decode(b []byte) error {
 		t := int64(le.Uint64(rest[8:]))
 		kl, vl := uint64(le.Uint32(rest[16:])), uint64(le.Uint32(rest[20:]))
 		ml, fl := uint64(le.Uint32(rest[24:])), le.Uint32(rest[28:])
+		if kind == kindState && d.state {
+			if why := checkStateOp(port, flags, t, kl, vl, ml); why != "" {
+				return fail(why)
+			}
+			switch {
+			case uint64(index) >= uint64(len(d.recs)):
+				return fail("index " + strconv.Itoa(int(index)) + " out of range (batch has " + strconv.Itoa(len(d.recs)) + " records)")
+			case fl != 0 || uint64(len(rest)-recordHeaderSize) < kl+vl:
+				return fail("lengths run past the chunk end")
+			case int(index) < d.last:
+				return fail("output for input " + strconv.Itoa(int(index)) + " follows output for input " +
+					strconv.Itoa(d.last) + ": records must be emitted in ascending index order")
+			}
+			d.last = int(index)
+			p := uint64(recordHeaderSize)
+			d.ops = append(d.ops, stateOp{index: int(index), op: port, t: t,
+				k: append([]byte{}, rest[p:p+kl]...), v: append([]byte{}, rest[p+kl:p+kl+vl]...)})
+			off += int(p + kl + vl)
+			continue
+		}
 		switch {
 		case kind > kindKeep:
 			return fail("unknown kind " + strconv.Itoa(int(kind)))

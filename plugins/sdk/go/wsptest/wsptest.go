@@ -18,6 +18,10 @@
 //		}
 //	}
 //
+// A plugin with keyed state (wsp.UseState) gets its keys' state with each
+// Process batch, as from the host; State shows a key's state, FireTimers and
+// FireProcTimers fire due timers, and SetNow sets the processing clock.
+//
 // An aggregate (wsp.Aggregate) is tested with AggAdd, AggMerge and
 // AggFinish (one window) or their Groups forms (one call over many
 // windows), in the batch formats of the module's accumulator mode:
@@ -144,6 +148,8 @@ type Harness struct {
 	host   stubhost.Host
 	quiet  bool
 	inited bool
+	now    int64               // the processing clock (state.go)
+	keys   map[string]*keyData // keyed state (state.go)
 }
 
 // New makes a harness reporting to t.
@@ -193,7 +199,7 @@ func (h *Harness) call(p stubhost.Phase, fn func() int32) int32 {
 }
 
 // ABI returns what the module's wsp_abi reports: the ABI version and the
-// feature bits (1 fields, 2 ports, 4 aggregate).
+// feature bits (1 fields, 2 ports, 4 aggregate, 8 state, 16 timers).
 func (h *Harness) ABI() (version, features uint32) {
 	h.call(stubhost.Idle, func() int32 {
 		v := stubhost.Guest.ABI()
@@ -220,7 +226,7 @@ func (h *Harness) TryInit() error {
 	if version != 1 {
 		return errors.New("wsp_abi: module built for ABI version " + strconv.Itoa(int(version)) + ", want 1")
 	}
-	if features&^7 != 0 {
+	if features&^31 != 0 || features&16 != 0 && features&8 == 0 {
 		return errors.New("wsp_abi: unknown feature bits " + strconv.FormatUint(uint64(features), 2))
 	}
 	h.host.Fields, h.host.Ports = nil, nil
@@ -274,7 +280,7 @@ func (h *Harness) Process(recs ...Record) *Result {
 // registered", or a description of malformed output) instead of failing the
 // test.
 func (h *Harness) TryProcess(recs ...Record) (*Result, error) {
-	return h.run(stubhost.Guest.Process, 0, recs)
+	return h.run(stubhost.Guest.Process, 0, recs, -1)
 }
 
 // Key runs the key function (wsp_key) over one batch: each input yields an
@@ -290,7 +296,7 @@ func (h *Harness) Key(recs ...Record) *Result {
 
 // TryKey is Key returning the failure of the whole batch.
 func (h *Harness) TryKey(recs ...Record) (*Result, error) {
-	return h.run(stubhost.Guest.Key, 1, recs)
+	return h.run(stubhost.Guest.Key, 1, recs, -1)
 }
 
 // Timestamp runs the event-time function (wsp_timestamp) over one batch:
@@ -306,7 +312,7 @@ func (h *Harness) Timestamp(recs ...Record) *Result {
 
 // TryTimestamp is Timestamp returning the failure of the whole batch.
 func (h *Harness) TryTimestamp(recs ...Record) (*Result, error) {
-	return h.run(stubhost.Guest.Timestamp, 2, recs)
+	return h.run(stubhost.Guest.Timestamp, 2, recs, -1)
 }
 
 // RawCall is a low-level call for ABI conformance tests: it runs the process
@@ -328,15 +334,34 @@ func (h *Harness) RawCall(batch []byte, n int) (chunks [][]byte, rc int32, failM
 	return chunks, rc, h.host.FailMsg
 }
 
-// run calls a batch export (function 0 process, 1 key, 2 timestamp).
-func (h *Harness) run(fn func(int32) int32, function int, recs []Record) (*Result, error) {
+// run calls a batch export (function 0 process, 1 key, 2 timestamp); with
+// timer >= 0 the records are fired timers of that clock (0 event time, 1
+// processing time). A keyed-state plugin gets its keys' state with the
+// batch, and its changes are kept when the call succeeds.
+func (h *Harness) run(fn func(int32) int32, function int, recs []Record, timer int) (*Result, error) {
 	h.t.Helper()
 	if !h.inited {
 		h.Init()
 	}
+	if fn == nil {
+		return &Result{}, errors.New("the SDK does not export this function")
+	}
 	input := EncodeBatch(recs, h.host.Fields)
+	if timer >= 0 {
+		for i, p := 0, batchHeaderSize; i < len(recs); i++ {
+			le.PutUint16(input[p+4:], uint16(timer))
+			p += recordHeaderSize + int(le.Uint32(input[p+16:])) + int(le.Uint32(input[p+20:])) + int(le.Uint32(input[p+24:])) + int(le.Uint32(input[p+28:]))
+		}
+	}
+	keyed := h.keyed()
+	if keyed && function == 0 {
+		var err error
+		if input, err = h.appendState(input, recs); err != nil {
+			return &Result{}, err
+		}
+	}
 	res := &Result{}
-	d := decoder{recs: recs, ports: h.host.Ports, res: res, last: -1, seen: make([]bool, len(recs))}
+	d := decoder{recs: recs, ports: h.host.Ports, res: res, last: -1, seen: make([]bool, len(recs)), state: keyed && function == 0}
 	h.host.Input = input
 	h.host.Write = d.write
 	rc := h.call(stubhost.Call, func() int32 { return fn(int32(len(recs))) })
@@ -352,6 +377,7 @@ func (h *Harness) run(fn func(int32) int32, function int, recs []Record) (*Resul
 			res.Dropped = append(res.Dropped, i)
 		}
 	}
+	h.apply(d.ops, func(i int) []byte { return recs[i].Key })
 	if function != 0 {
 		if err := checkOnePerInput(res, len(recs), function); err != nil {
 			return res, err
