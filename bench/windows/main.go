@@ -55,6 +55,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	aggModule = filepath.Join(*root, "plugins", "testdata", "wasm", "go_sumagg.wasm")
+	stateModule = filepath.Join(*root, "plugins", "testdata", "wasm", "go_statesum.wasm")
 	if err := run(*n, *keys, *workers, max(1, *count), *only); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench-windows:", err)
@@ -182,6 +183,20 @@ pipeline:
 `, abs)
 }
 
+// stateModule is the Go SDK test guest statesum: per key, count and sum
+// of v in keyed state.
+var stateModule string
+
+// wasmState keeps the per-key count and sum in a Wasm function's keyed
+// state (no window: the state step's own cost).
+func wasmState() string {
+	abs, _ := filepath.Abs(stateModule)
+	return fmt.Sprintf(`
+pipeline:
+  - wasm: { module: %q }
+`, abs)
+}
+
 const sliding = `
 pipeline:
   - window:
@@ -216,7 +231,8 @@ func run(n, keys, workers, count int, only string) error {
 	for _, c := range []struct {
 		name, yaml string
 	}{{"wsp tumbling 10 s count+sum", tumbling}, {"wsp Wasm aggregate (Go SDK guest): tumbling 10 s count+sum", wasmTumbling()},
-		{"wsp sliding 10 s / 2 s count+sum", sliding}, {"wsp session gap 5 s count+sum", session}} {
+		{"wsp sliding 10 s / 2 s count+sum", sliding}, {"wsp session gap 5 s count+sum", session},
+		{"wsp Wasm keyed state (Go SDK guest): per-key count+sum, no window", wasmState()}} {
 		if !want(c.name) {
 			continue
 		}

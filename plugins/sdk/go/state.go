@@ -89,7 +89,21 @@ var (
 	stateKVs  []stateKV
 	stateList [][]byte
 	slots     []byte // u32 per record: its entry in states
+	// stateArena holds the bytes setters copy during a call; it is reused
+	// from call to call (a new array only when it fills), because an
+	// allocation per change costs much in Go's Wasm code.
+	stateArena []byte
 )
+
+// keepBytes copies b into the call's arena.
+func keepBytes(b []byte) []byte {
+	if cap(stateArena)-len(stateArena) < len(b) {
+		stateArena = make([]byte, 0, max(64<<10, 2*cap(stateArena), 2*len(b)))
+	}
+	n := len(stateArena)
+	stateArena = append(stateArena, b...)
+	return stateArena[n:len(stateArena):len(stateArena)]
+}
 
 // State returns the state of the record's key. It panics when the plugin
 // did not call UseState.
@@ -115,7 +129,7 @@ func (s *State) SetValue(v []byte) { s.SetValueTTL(v, 0) }
 // SetValueTTL sets the key's value, which expires ttlMs milliseconds of
 // processing time later (0: never). Each set starts the time again.
 func (s *State) SetValueTTL(v []byte, ttlMs int64) {
-	s.val, s.hasVal = append([]byte(nil), v...), true
+	s.val, s.hasVal = keepBytes(v), true
 	out.stateOp(s.idx, opValueSet, ttlMs, nil, v)
 }
 
@@ -155,7 +169,7 @@ func (s *State) MapPut(k, v []byte) { s.MapPutTTL(k, v, 0) }
 // processing time later (0: never).
 func (s *State) MapPutTTL(k, v []byte, ttlMs int64) {
 	s.own()
-	kv := stateKV{append([]byte(nil), k...), append([]byte(nil), v...)}
+	kv := stateKV{keepBytes(k), keepBytes(v)}
 	replaced := false
 	for i := range s.m {
 		if string(s.m[i].k) == string(k) {
@@ -205,7 +219,7 @@ func (s *State) ListAppend(v []byte) { s.ListAppendTTL(v, 0) }
 // ListAppendTTL adds v at the end of the list; the item expires ttlMs
 // milliseconds of processing time later (0: never).
 func (s *State) ListAppendTTL(v []byte, ttlMs int64) {
-	s.list = append(s.list[:len(s.list):len(s.list)], append([]byte(nil), v...))
+	s.list = append(s.list[:len(s.list):len(s.list)], keepBytes(v))
 	out.stateOp(s.idx, opListAppend, ttlMs, nil, v)
 }
 
@@ -247,6 +261,7 @@ func (o *Output) stateOp(index int, op uint16, t int64, k, v []byte) {
 // header says there is one) and returns the records part.
 func cutState(data []byte, count int) []byte {
 	slots = nil
+	stateArena = stateArena[:0] // the last call's views are gone
 	if le.Uint32(data[4:])&batchFlagState == 0 {
 		return data
 	}
@@ -268,54 +283,30 @@ func cutState(data []byte, count int) []byte {
 	}
 	states = states[:keys]
 	stateKVs, stateList = stateKVs[:0], stateList[:0]
-	p := 4
-	end := len(sec) - 4*count
-	next := func() []byte { // len u32 | bytes
-		if end-p < 4 {
-			panic(errMalformedBatch)
-		}
-		n := int(le.Uint32(sec[p:]))
-		p += 4
-		if n > end-p {
-			panic(errMalformedBatch)
-		}
-		b := sec[p : p+n : p+n]
-		p += n
-		return b
-	}
-	count32 := func() int {
-		if end-p < 4 {
-			panic(errMalformedBatch)
-		}
-		n := int(le.Uint32(sec[p:]))
-		p += 4
-		if n > (end-p)/4 {
-			panic(errMalformedBatch)
-		}
-		return n
-	}
+	rd := secReader{b: sec, p: 4, end: len(sec) - 4*count}
 	for i := range states {
 		s := &states[i]
-		*s = State{key: next()}
-		if end-p >= 4 && le.Uint32(sec[p:]) == noValue {
-			p += 4
+		*s = State{key: rd.bytes()}
+		if rd.end-rd.p >= 4 && le.Uint32(sec[rd.p:]) == noValue {
+			rd.p += 4
 		} else {
-			s.val, s.hasVal = next(), true
+			s.val, s.hasVal = rd.bytes(), true
 		}
 		m0 := len(stateKVs)
-		for range count32() {
-			k := next()
-			stateKVs = append(stateKVs, stateKV{k, next()})
+		for range rd.count() {
+			k := rd.bytes()
+			stateKVs = append(stateKVs, stateKV{k, rd.bytes()})
 		}
 		l0 := len(stateList)
-		for range count32() {
-			stateList = append(stateList, next())
+		for range rd.count() {
+			stateList = append(stateList, rd.bytes())
 		}
 		// Views stay right if a later key's entries move the arenas: the
 		// old arrays keep their contents.
 		s.m = stateKVs[m0:len(stateKVs):len(stateKVs)]
 		s.list = stateList[l0:len(stateList):len(stateList)]
 	}
+	p, end := rd.p, rd.end
 	if p != end {
 		panic(errMalformedBatch)
 	}
@@ -326,4 +317,39 @@ func cutState(data []byte, count int) []byte {
 		}
 	}
 	return data[:start]
+}
+
+// secReader reads the state section (methods, not closures: a closure call
+// costs more in Go's Wasm code).
+type secReader struct {
+	b      []byte
+	p, end int
+}
+
+// bytes reads len u32 | bytes.
+func (r *secReader) bytes() []byte {
+	if r.end-r.p < 4 {
+		panic(errMalformedBatch)
+	}
+	n := int(le.Uint32(r.b[r.p:]))
+	r.p += 4
+	if n > r.end-r.p {
+		panic(errMalformedBatch)
+	}
+	b := r.b[r.p : r.p+n : r.p+n]
+	r.p += n
+	return b
+}
+
+// count reads a u32 count of items of at least 4 bytes each.
+func (r *secReader) count() int {
+	if r.end-r.p < 4 {
+		panic(errMalformedBatch)
+	}
+	n := int(le.Uint32(r.b[r.p:]))
+	r.p += 4
+	if n > (r.end-r.p)/4 {
+		panic(errMalformedBatch)
+	}
+	return n
 }

@@ -216,7 +216,9 @@ func (w *stateWorker) apply(ups []plugin.StateUpdate, keyOf func(i int) *keyStat
 		}
 		switch u.Op {
 		case hostabi.OpValueSet:
-			k.val, k.hasVal, k.valExp = slices.Clone(u.Value), true, exp
+			// In place: nothing else refers to k.val (staging and
+			// snapshots copy it).
+			k.val, k.hasVal, k.valExp = append(k.val[:0:cap(k.val)], u.Value...), true, exp
 			if k.val == nil {
 				k.val = []byte{}
 			}
