@@ -53,6 +53,12 @@ type Options struct {
 	// CheckpointInterval is how often a checkpoint is taken with a StateDir.
 	// Default 1 s.
 	CheckpointInterval time.Duration
+	// StateBackend is where checkpoints go in the StateDir: BackendPebble
+	// (a Pebble database that writes only what changed since the last
+	// checkpoint) or BackendFiles (a folder of files per checkpoint). The
+	// working state is in memory with either. Default: the backend whose
+	// checkpoints the folder holds, else Pebble.
+	StateBackend string
 	// FromSavepoint, when set (with a StateDir), is a savepoint folder (see
 	// Savepoint) to start from instead of the StateDir's newest checkpoint.
 	FromSavepoint string
@@ -135,6 +141,11 @@ func (o *Options) validate() error {
 	}
 	if o.HardStop == nil {
 		o.HardStop = context.Background()
+	}
+	switch o.StateBackend {
+	case "", BackendPebble, BackendFiles:
+	default:
+		return fmt.Errorf("state backend %q: want %s or %s", o.StateBackend, BackendPebble, BackendFiles)
 	}
 	return nil
 }
@@ -233,7 +244,12 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		Metrics:      o.Metrics,
 	}
 	if o.StateDir != "" {
-		cfg.Checkpoints = &engine.Checkpoints{Store: &state.Store{Dir: filepath.Join(o.StateDir, "checkpoints")}, Interval: o.CheckpointInterval}
+		b, release, err := useBackend(o.StateDir, o.StateBackend)
+		if err != nil {
+			return engine.Config{}, err
+		}
+		r.closers = append(r.closers, func(context.Context) error { return release() })
+		cfg.Checkpoints = &engine.Checkpoints{Store: b, Interval: o.CheckpointInterval}
 		if o.FromSavepoint != "" {
 			cfg.Checkpoints.RestoreFrom = &state.Store{Dir: o.FromSavepoint}
 		}
@@ -578,15 +594,6 @@ func IsGoSource(path string) bool { return gobuild.IsSource(path) }
 // path; an unchanged plugin is not rebuilt.
 func BuildGoPlugin(ctx context.Context, dir, cacheDir string) (string, error) {
 	return gobuild.Build(ctx, dir, cacheDir)
-}
-
-// Savepoint copies the newest intact checkpoint of stateDir into dir (which
-// must not exist): a named, portable snapshot to start a run from
-// (Options.FromSavepoint), with any worker count. It returns the
-// checkpoint's id. It can run while wsp runs: checkpoints are consistent
-// cuts, and the copy takes the newest complete one.
-func Savepoint(stateDir, dir string) (uint64, error) {
-	return (&state.Store{Dir: filepath.Join(stateDir, "checkpoints")}).SaveLatest(dir)
 }
 
 // appendStep adds a stateless step: to the keyed stage's chain once there

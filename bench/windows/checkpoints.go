@@ -14,7 +14,7 @@ import (
 // The checkpoint figures of issue "state": a tumbling count+sum window over
 // 1 M distinct keys (windows of 1 h, so each holds most keys: about 1 M
 // (key, window) states), with and without checkpoints every second, and
-// the time to restore from the last checkpoint.
+// the time to restore from the last checkpoint, for both backends.
 //
 //	go run ./bench/windows -only checkpoint -n 10000000
 
@@ -32,20 +32,24 @@ func init() {
 		const bigKeys = 1_000_000
 		if name := "wsp tumbling 1 h count+sum, 1 M keys, no checkpoints"; want(name) {
 			cs = append(cs, &benchCase{name: name, workers: 1, n: n,
-				run: func() (measured, error) { m, _, err := runCheckpointed(n, bigKeys, "", 0); return m, err }})
+				run: func() (measured, error) { m, _, err := runCheckpointed(n, bigKeys, "", "", 0); return m, err }})
 		}
-		if name := "wsp tumbling 1 h count+sum, 1 M keys, checkpoints every 1 s"; want(name) {
+		for _, backend := range []string{wsp.BackendFiles, wsp.BackendPebble} {
+			name := "wsp tumbling 1 h count+sum, 1 M keys, checkpoints every 1 s, " + backend + " backend"
+			if !want(name) {
+				continue
+			}
 			cs = append(cs, &benchCase{name: name, workers: 1, n: n, run: func() (measured, error) {
 				dir, err := os.MkdirTemp("", "wsp-bench-state")
 				if err != nil {
 					return measured{}, err
 				}
 				defer os.RemoveAll(dir)
-				m, sum, err := runCheckpointed(n, bigKeys, dir, 0)
+				m, sum, err := runCheckpointed(n, bigKeys, dir, backend, 0)
 				if err == nil && sum.Checkpoints != nil {
 					c := sum.Checkpoints
-					fmt.Fprintf(os.Stderr, "checkpoints: %d completed, %d failed, longest pause %.1f ms, last %.1f ms barrier to durable\n",
-						c.Completed, c.Failed, c.MaxPauseMs, c.LastDurationMs)
+					fmt.Fprintf(os.Stderr, "%s: checkpoints: %d completed, %d failed, longest pause %.1f ms, last %.1f ms barrier to durable, %.0f MB checkpointed, %.0f MB written\n",
+						backend, c.Completed, c.Failed, c.MaxPauseMs, c.LastDurationMs, float64(c.CheckpointedBytes)/1e6, float64(c.WrittenBytes)/1e6)
 				}
 				if err != nil {
 					return m, err
@@ -56,12 +60,12 @@ func init() {
 				// new run restores it.
 				rdir, _ := os.MkdirTemp("", "wsp-bench-restore")
 				defer os.RemoveAll(rdir)
-				if _, _, err := runCheckpointed(n, bigKeys, rdir, min(n, 2_700_000)); err != nil {
+				if _, _, err := runCheckpointed(n, bigKeys, rdir, backend, min(n, 2_700_000)); err != nil {
 					return m, err
 				}
-				_, s2, err := runCheckpointed(1, bigKeys, rdir, 0)
+				_, s2, err := runCheckpointed(1, bigKeys, rdir, backend, 0)
 				if err == nil && s2.Checkpoints != nil {
-					fmt.Fprintf(os.Stderr, "recovery: checkpoint %d restored in %.0f ms\n", s2.Checkpoints.Restored, s2.Checkpoints.RestoreMs)
+					fmt.Fprintf(os.Stderr, "%s: recovery: checkpoint %d restored in %.0f ms\n", backend, s2.Checkpoints.Restored, s2.Checkpoints.RestoreMs)
 				}
 				return m, err
 			}})
@@ -72,7 +76,7 @@ func init() {
 
 // runCheckpointed runs the big window, with checkpoints into stateDir when
 // set, stopping after stopAt records when > 0.
-func runCheckpointed(n, keys int, stateDir string, stopAt int) (measured, wsp.Summary, error) {
+func runCheckpointed(n, keys int, stateDir, backend string, stopAt int) (measured, wsp.Summary, error) {
 	p, err := wsp.Parse([]byte(bigWindow), ".")
 	if err != nil {
 		return measured{}, wsp.Summary{}, err
@@ -90,7 +94,7 @@ func runCheckpointed(n, keys int, stateDir string, stopAt int) (measured, wsp.Su
 	out := &sink{}
 	runtime.GC()
 	start, cpu0 := time.Now(), cpuNow()
-	sum, err := p.Run(ctx, wsp.Options{Workers: 1, Input: g, Output: out, StateDir: stateDir,
+	sum, err := p.Run(ctx, wsp.Options{Workers: 1, Input: g, Output: out, StateDir: stateDir, StateBackend: backend,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	m := measured{wall: time.Since(start), cpu: cpuNow() - cpu0, results: out.n.Load()}
 	return m, sum, err

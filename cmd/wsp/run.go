@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -33,6 +32,7 @@ type settings struct {
 	CheckpointEvery   time.Duration
 	FromSavepoint     string
 	ResetState        []string
+	StateBackend      string
 	HTTPAddr          string
 	BenthosConnectors bool
 	CPUProfile        string
@@ -50,6 +50,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 	fs.String("cache-dir", "", "compiled module and Go plugin build cache (default: $XDG_CACHE_HOME/wsp)")
 	fs.String("state-dir", "", "checkpoints of windows, watermarks and input positions; a restart resumes from the newest (default: none)")
 	fs.Duration("checkpoint-interval", time.Second, "how often to checkpoint, with --state-dir")
+	fs.String("state-backend", "", "where checkpoints go in --state-dir: pebble (writes only what changed) or files (default: what the folder holds, else pebble)")
 	fs.String("from-savepoint", "", "start from this savepoint folder (wsp savepoint) instead of the newest checkpoint; needs --state-dir")
 	fs.StringSlice("reset-state", nil, "steps (Wasm with keyed state) whose restored state is dropped when its layout version differs from the module's")
 	fs.String("http-addr", "127.0.0.1:4195", "address for /ready, /health, /metrics and /stats (\"\" or \"off\" disables)")
@@ -85,6 +86,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 		CheckpointEvery:   v.GetDuration("checkpoint-interval"),
 		FromSavepoint:     v.GetString("from-savepoint"),
 		ResetState:        v.GetStringSlice("reset-state"),
+		StateBackend:      v.GetString("state-backend"),
 		HTTPAddr:          v.GetString("http-addr"),
 		BenthosConnectors: v.GetBool("benthos-connectors"),
 		CPUProfile:        v.GetString("cpu-profile"),
@@ -183,6 +185,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		CheckpointInterval: s.CheckpointEvery,
 		FromSavepoint:      s.FromSavepoint,
 		ResetState:         s.ResetState,
+		StateBackend:       s.StateBackend,
 		BenthosConnectors:  s.BenthosConnectors,
 		Logger:             log,
 		Metrics:            metrics,
@@ -251,12 +254,11 @@ func serveHTTP(addr string, m *wsp.Metrics, stateDir string) (*http.Server, net.
 			http.Error(w, "POST /savepoint?name=NAME", http.StatusMethodNotAllowed)
 			return
 		}
-		name := r.URL.Query().Get("name")
-		if stateDir == "" || name == "" || filepath.Base(name) != name || name == "." || name == ".." {
+		dir, err := wsp.SavepointDir(stateDir, r.URL.Query().Get("name"))
+		if stateDir == "" || err != nil {
 			http.Error(w, "a savepoint needs --state-dir and a plain name: POST /savepoint?name=NAME", http.StatusBadRequest)
 			return
 		}
-		dir := filepath.Join(stateDir, "savepoints", name)
 		id, err := wsp.Savepoint(stateDir, dir)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/spf13/pflag"
 
@@ -28,11 +27,15 @@ func cmdSavepoint(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	if *stateDir == "" || fs.NArg() != 1 || fs.Arg(0) == "" || filepath.Base(fs.Arg(0)) != fs.Arg(0) {
+	if *stateDir == "" || fs.NArg() != 1 {
 		fs.Usage()
 		return exitUsage
 	}
-	dir := filepath.Join(*stateDir, "savepoints", fs.Arg(0))
+	dir, err := wsp.SavepointDir(*stateDir, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "wsp savepoint:", err)
+		return exitUsage
+	}
 	id, err := wsp.Savepoint(*stateDir, dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsp savepoint:", err)

@@ -31,7 +31,7 @@ import (
 //     absorbed every batch up to S and advanced: it snapshots each keyed
 //     step's state (Snapshotter) and hands the bytes to the checkpoint's
 //     collector, then goes on (the pause is the snapshot's time);
-//   - the collector writes the parts and the meta to the state.Store; once
+//   - the collector writes the parts and the meta to the state.Backend; once
 //     durable, the input acks of the jobs up to S are released.
 //
 // With checkpoints on, an input batch is acknowledged only when both its
@@ -48,14 +48,16 @@ import (
 
 // Checkpoints configures durable state. The zero Interval means 1 s.
 type Checkpoints struct {
-	Store    *state.Store
+	// Store is where checkpoints go: files or Pebble (state.Backend).
+	Store    state.Backend
 	Interval time.Duration
 	// Now is the clock that says when a checkpoint is due; tests inject
 	// one. Default time.Now.
 	Now func() time.Time
 	// RestoreFrom, when set, is where the state to start from is (a
 	// savepoint) instead of Store's newest checkpoint; new checkpoints
-	// still go to Store. It must hold a checkpoint.
+	// still go to Store. It must hold a checkpoint. Savepoints are in the
+	// files format whatever the backend.
 	RestoreFrom *state.Store
 }
 
@@ -116,8 +118,12 @@ type CheckpointStats struct {
 	// MaxPause is the longest time a keyed worker stopped to snapshot its
 	// state; LastDuration the last checkpoint's time from barrier to durable.
 	MaxPause, LastDuration time.Duration
-	Restored               uint64        // the checkpoint restored at start (0: none)
-	RestoreTime            time.Duration // how long reading and restoring it took
+	// BytesCheckpointed is the size of the checkpoints taken, BytesWritten
+	// what writing them stored (less when the backend writes only what
+	// changed since the last one).
+	BytesCheckpointed, BytesWritten int64
+	Restored                        uint64        // the checkpoint restored at start (0: none)
+	RestoreTime                     time.Duration // how long reading and restoring it took
 }
 
 func newCkpt(e *engine, cfg Checkpoints) (*ckpt, error) {
@@ -235,10 +241,24 @@ func (c *ckpt) collect(id, seq uint64, meta []byte, start time.Time, flushed *sy
 	if err == nil {
 		err = c.cfg.Store.Write(cp)
 	}
+	// What the write cost: a backend that stores only what changed
+	// (Pebble) says how much that was; the files backend writes it all.
+	total := int64(len(cp.Meta))
+	for _, b := range cp.Parts {
+		total += int64(len(b))
+	}
+	written := total
+	if lw, ok := c.cfg.Store.(lastWriter); ok && err == nil {
+		if nb, tb := lw.LastWrite(); nb >= 0 {
+			written, total = nb, tb
+		}
+	}
 	c.mu.Lock()
 	if err != nil {
 		c.stats.Failed++
 	} else {
+		c.stats.BytesWritten += written
+		c.stats.BytesCheckpointed += total
 		c.stats.Completed++
 		c.stats.LastID = id
 		c.stats.MaxPause = max(c.stats.MaxPause, pause)
@@ -251,6 +271,12 @@ func (c *ckpt) collect(id, seq uint64, meta []byte, start time.Time, flushed *sy
 	}
 	c.cover(seq)
 	return nil
+}
+
+// lastWriter is a backend that says what its last write cost: the bytes it
+// stored (new) and the checkpoint's size; -1 when it stored everything.
+type lastWriter interface {
+	LastWrite() (newBytes, totalBytes int64)
 }
 
 func partName(worker, step int) string { return "w" + strconv.Itoa(worker) + ".s" + strconv.Itoa(step) }
@@ -363,7 +389,7 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 func (c *ckpt) restore(chains [][]chainWorker) error {
 	k := c.e.keyed
 	start := time.Now()
-	from := c.cfg.Store
+	var from state.Backend = c.cfg.Store
 	if c.cfg.RestoreFrom != nil {
 		from = c.cfg.RestoreFrom
 	}
@@ -383,7 +409,7 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 	c.nextID = next
 	if cp == nil {
 		if c.cfg.RestoreFrom != nil {
-			return fmt.Errorf("no intact checkpoint in savepoint %s", from.Dir)
+			return fmt.Errorf("no intact checkpoint in savepoint %s", c.cfg.RestoreFrom.Dir)
 		}
 		return nil
 	}

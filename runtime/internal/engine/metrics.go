@@ -113,6 +113,10 @@ type CheckpointSnapshot struct {
 	LastDurationMs float64 `json:"last_duration_ms"` // barrier to durable, the last one
 	Restored       uint64  `json:"restored"`         // the checkpoint restored at start, 0 for none
 	RestoreMs      float64 `json:"restore_ms"`       // how long reading and restoring it took
+	// CheckpointedBytes is the size of the checkpoints taken; WrittenBytes
+	// what storing them wrote (less with Pebble: only what changed).
+	CheckpointedBytes int64 `json:"checkpointed_bytes"`
+	WrittenBytes      int64 `json:"written_bytes"`
 }
 
 // StepSnapshot is a copy of StepCounters.
@@ -167,7 +171,8 @@ func (m *Metrics) Snapshot() Snapshot {
 		c := m.ckpt()
 		s.Checkpoints = &CheckpointSnapshot{Completed: c.Completed, Failed: c.Failed, LastID: c.LastID,
 			MaxPauseMs: float64(c.MaxPause.Microseconds()) / 1000, LastDurationMs: float64(c.LastDuration.Microseconds()) / 1000,
-			Restored: c.Restored, RestoreMs: float64(c.RestoreTime.Microseconds()) / 1000}
+			Restored: c.Restored, RestoreMs: float64(c.RestoreTime.Microseconds()) / 1000,
+			CheckpointedBytes: c.BytesCheckpointed, WrittenBytes: c.BytesWritten}
 	}
 	return s
 }

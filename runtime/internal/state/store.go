@@ -130,7 +130,7 @@ func (s *Store) Write(c *Checkpoint) error {
 	}
 	names := make([]string, 0, len(c.Parts))
 	for n := range c.Parts {
-		if n == "" || n == manifestName || strings.Contains(n, "..") || strings.ContainsAny(n, `\/`) {
+		if !validPartName(n) {
 			return fmt.Errorf("state: checkpoint %d: bad part name %q", c.ID, n)
 		}
 		names = append(names, n)
@@ -168,6 +168,12 @@ func (s *Store) Write(c *Checkpoint) error {
 		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
 	}
 	return s.prune(c.ID)
+}
+
+// validPartName says whether n can name a part: a file name in a
+// checkpoint's folder.
+func validPartName(n string) bool {
+	return n != "" && n != manifestName && !strings.Contains(n, "..") && !strings.ContainsAny(n, `\/`)
 }
 
 func writeFile(f FS, path string, b, trailer []byte) error {
@@ -364,6 +370,14 @@ func (s *Store) SaveLatest(dir string) (uint64, error) {
 	if c == nil {
 		return 0, fmt.Errorf("state: no intact checkpoint in %s to save", s.Dir)
 	}
+	return savepoint(s.FS, c, dir)
+}
+
+// savepoint writes c into dir as a store of its own, through fsys (nil:
+// OSFS); dir must not exist yet. Every backend's SaveLatest uses it, so
+// savepoints are in this format whichever backend took them.
+func savepoint(fsys FS, c *Checkpoint, dir string) (uint64, error) {
+	s := &Store{FS: fsys}
 	f := s.fs()
 	if _, err := f.ReadDir(dir); err == nil {
 		return 0, fmt.Errorf("state: savepoint %s exists already", dir)

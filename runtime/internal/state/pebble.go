@@ -1,0 +1,566 @@
+// PebbleStore keeps the same checkpoints as Store in one Pebble database,
+// incrementally: a checkpoint writes only the bytes the kept ones do not
+// hold already.
+//
+// Keys and values:
+//
+//	c/<SHA-256 of the chunk, 32 bytes>  a chunk: its bytes | CRC-32C u32 (little-endian)
+//	m/<id, u64 big-endian>              a checkpoint's manifest
+//
+//	manifest = magic "WSPP" | format version u16 | id u64 | meta (len u32 | bytes) |
+//	           parts u32 | (name (len u16 | bytes) | size u64 | crc u32 |
+//	                        chunks u32 | SHA-256 [32]byte*)* | crc u32 of all before
+//
+// Each part is cut into content-defined chunks (a gear rolling hash as in
+// FastCDC: ChunkTarget/4 to 4×ChunkTarget bytes, about ChunkTarget on
+// average), so an edit moves only the cuts near it and the other chunks
+// are the same as in the last checkpoint. A chunk is stored once, under its
+// hash, for every checkpoint that holds it.
+//
+// Writing: the chunks not present yet, the manifest, and the deletion of
+// the manifests beyond the Keep newest and of the chunks only they held go
+// in one batch committed with fsync, so a crash leaves the checkpoint whole
+// or absent. Which chunks are present, and how many kept manifests hold
+// each, is kept in memory, rebuilt at open from the manifests. Reading:
+// Latest takes the newest manifest whose chunks are all there and check
+// out (CRC and hash of each chunk, then each part's size and CRC), skipping
+// the others with the reason; a chunk found missing or corrupt is written
+// again by the next checkpoint that holds it.
+//
+// A full disk: Pebble takes a failed WAL or MANIFEST write as fatal (a
+// panic, or its Logger.Fatalf, which panics here), so it must not meet one.
+// Write first asks the file system for the room free and fails with ENOSPC,
+// leaving the database as it was, when there is less than twice its batch
+// (the WAL, then the flushed table) plus a margin. While there is not even
+// the margin, the database is opened read-only: the checkpoints still read
+// back, and the next Write with room enough opens it for writing again. A
+// disk filled by something else between the check and the write still
+// ends the process.
+
+package state
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"math/bits"
+	"slices"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+const (
+	pebbleMagic = "WSPP"
+	// pebbleDiskMargin is the room Write wants beyond twice its batch, for
+	// Pebble's own files (a new WAL or MANIFEST, a compaction's output).
+	pebbleDiskMargin = 16 << 20
+	// maxPebbleBatch is the most a checkpoint's new bytes can be: Pebble's
+	// batches are under 4 GiB.
+	maxPebbleBatch = 4<<30 - 1<<20
+)
+
+type chunkHash = [sha256.Size]byte
+
+// PebbleOptions configure a PebbleStore; the zero value is the defaults.
+type PebbleOptions struct {
+	// Keep is how many complete checkpoints to keep (default 2).
+	Keep int
+	// FS is the file system the database is on (default vfs.Default).
+	FS vfs.FS
+	// ChunkTarget is the average chunk size aimed at, rounded down to a
+	// power of two, at least 1 KiB (default 256 KiB); chunks are
+	// ChunkTarget/4 to 4×ChunkTarget bytes.
+	ChunkTarget int
+}
+
+// PebbleStore is a Pebble database of checkpoints. It is used by one
+// goroutine at a time.
+type PebbleStore struct {
+	dir      string
+	opts     PebbleOptions
+	db       *pebble.DB
+	readOnly bool // opened read-only, the disk being full
+	closed   bool
+
+	mans map[uint64][]chunkHash // the manifests present by id: their distinct chunks (nil: it does not decode)
+	refs map[chunkHash]int      // how many of mans hold each chunk (present when > 0)
+	bad  map[chunkHash]bool     // chunks Latest found missing or corrupt: written again
+
+	newBytes, totalBytes     int64
+	minSize, target, maxSize int
+	maskS, maskL             uint64
+}
+
+// OpenPebble opens (creating it if need be) the database of checkpoints in
+// dir.
+func OpenPebble(dir string, opts PebbleOptions) (*PebbleStore, error) {
+	if opts.Keep <= 0 {
+		opts.Keep = 2
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.ChunkTarget <= 0 {
+		opts.ChunkTarget = 256 << 10
+	}
+	b := max(bits.Len(uint(opts.ChunkTarget))-1, 10)
+	opts.ChunkTarget = 1 << b
+	s := &PebbleStore{dir: dir, opts: opts, bad: map[chunkHash]bool{},
+		target: 1 << b, minSize: 1 << (b - 2), maxSize: 1 << (b + 2),
+		// a cut is where the top bits of the hash are zero: more of them
+		// below the target, fewer above (FastCDC's normalized chunking)
+		maskS: ^uint64(0) << (64 - (b + 2)), maskL: ^uint64(0) << (64 - (b - 2))}
+	if err := s.ready(false); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Name is "pebble".
+func (s *PebbleStore) Name() string { return "pebble" }
+
+// LastWrite returns the figures of the last successful Write: the bytes of
+// the chunks it stored (the ones not present yet) and of all its parts.
+func (s *PebbleStore) LastWrite() (newBytes, totalBytes int64) { return s.newBytes, s.totalBytes }
+
+// Close closes the database.
+func (s *PebbleStore) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// ready opens the database if it is not open, or not for writing and write
+// is set: read-write when the disk has room (the margin), else read-only,
+// which does for reading.
+func (s *PebbleStore) ready(write bool) error {
+	if s.closed {
+		return errors.New("state: the checkpoint store is closed")
+	}
+	if s.db != nil && (!write || !s.readOnly) {
+		return nil
+	}
+	full := s.checkRoom(0)
+	if full != nil && write {
+		return full
+	}
+	if s.db != nil {
+		err := s.db.Close()
+		s.db = nil
+		if err != nil {
+			return fmt.Errorf("state: closing %s: %w", s.dir, err)
+		}
+	}
+	db, err := pebble.Open(s.dir, &pebble.Options{
+		FS: s.opts.FS, ReadOnly: full != nil, Logger: pebbleLogger{},
+		// a corrupt block makes the read fail (and Latest skip), not exit
+		EventListener: &pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}},
+	})
+	if err != nil {
+		return fmt.Errorf("state: opening %s: %w", s.dir, errors.Join(err, full))
+	}
+	s.db, s.readOnly = db, full != nil
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		s.db = nil
+		return fmt.Errorf("state: reading %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// load rebuilds the manifests' chunk lists and the chunks' reference counts.
+func (s *PebbleStore) load() error {
+	s.mans, s.refs = map[uint64][]chunkHash{}, map[chunkHash]int{}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Key()) != 10 {
+			continue
+		}
+		id := binary.BigEndian.Uint64(it.Key()[2:])
+		v, err := it.ValueAndErr()
+		var m *pebbleManifest
+		if err == nil {
+			m, err = decodeManifest(id, v)
+		}
+		s.mans[id] = nil
+		if err == nil {
+			s.hold(id, m.held)
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+func (s *PebbleStore) hold(id uint64, held map[chunkHash]bool) {
+	hs := make([]chunkHash, 0, len(held)) // not nil: it decodes
+	for h := range held {
+		hs = append(hs, h)
+		s.refs[h]++
+	}
+	s.mans[id] = hs
+}
+
+func (s *PebbleStore) forget(id uint64) {
+	for _, h := range s.mans[id] {
+		if s.refs[h]--; s.refs[h] <= 0 {
+			delete(s.refs, h)
+			delete(s.bad, h)
+		}
+	}
+	delete(s.mans, id)
+}
+
+// ids lists the manifests present, oldest first.
+func (s *PebbleStore) ids() []uint64 { return slices.Sorted(maps.Keys(s.mans)) }
+
+func chunkKey(h chunkHash) []byte { return append([]byte("c/"), h[:]...) }
+func manKey(id uint64) []byte     { return binary.BigEndian.AppendUint64([]byte("m/"), id) }
+
+// Write makes checkpoint c durable, storing only the chunks not present
+// yet, and drops the checkpoints beyond the Keep newest complete ones, in
+// one batch (see Backend).
+func (s *PebbleStore) Write(c *Checkpoint) error {
+	if err := s.ready(true); err != nil {
+		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
+	}
+	names := slices.Sorted(maps.Keys(c.Parts))
+	m := binary.LittleEndian.AppendUint16([]byte(pebbleMagic), FormatVersion)
+	m = binary.LittleEndian.AppendUint64(m, c.ID)
+	m = binary.LittleEndian.AppendUint32(m, uint32(len(c.Meta)))
+	m = append(m, c.Meta...)
+	m = binary.LittleEndian.AppendUint32(m, uint32(len(names)))
+	type chunk struct {
+		h chunkHash
+		b []byte
+	}
+	var fresh []chunk
+	var newBytes, total int64
+	held := map[chunkHash]bool{}
+	for _, n := range names {
+		b := c.Parts[n]
+		if !validPartName(n) || len(n) > 0xffff {
+			return fmt.Errorf("state: checkpoint %d: bad part name %q", c.ID, n)
+		}
+		m = binary.LittleEndian.AppendUint16(m, uint16(len(n)))
+		m = append(m, n...)
+		m = binary.LittleEndian.AppendUint64(m, uint64(len(b)))
+		m = binary.LittleEndian.AppendUint32(m, crc32c(b))
+		at := len(m)
+		m = append(m, 0, 0, 0, 0)
+		k := 0
+		for rest := b; len(rest) > 0; k++ {
+			l := s.cut(rest)
+			h := sha256.Sum256(rest[:l])
+			m = append(m, h[:]...)
+			if !held[h] {
+				held[h] = true
+				if s.refs[h] == 0 || s.bad[h] {
+					fresh = append(fresh, chunk{h, rest[:l]})
+					newBytes += int64(l)
+				}
+			}
+			rest = rest[l:]
+		}
+		binary.LittleEndian.PutUint32(m[at:], uint32(k))
+		total += int64(len(b))
+	}
+	m = binary.LittleEndian.AppendUint32(m, crc32c(m))
+
+	if size := newBytes + int64(len(m)+48*len(fresh)); size > maxPebbleBatch {
+		return fmt.Errorf("state: checkpoint %d: %d new bytes, more than a Pebble batch takes (%d)", c.ID, size, int64(maxPebbleBatch))
+	}
+	// What goes with it: the checkpoints beyond the Keep newest, and the
+	// chunks no checkpoint left holds.
+	drop := s.dropped(c.ID)
+	delta := map[chunkHash]int{}
+	for h := range held {
+		delta[h]++
+	}
+	for _, id := range append(drop, c.ID) {
+		for _, h := range s.mans[id] {
+			delta[h]--
+		}
+	}
+	// An unindexed batch's Set, Delete and Finish return no errors.
+	batch := s.db.NewBatchWithSize(int(newBytes) + len(fresh)*48 + len(m) + len(drop)*16 + 64)
+	defer batch.Close()
+	for _, ch := range fresh {
+		op := batch.SetDeferred(2+len(ch.h), len(ch.b)+4)
+		copy(op.Key, chunkKey(ch.h))
+		binary.LittleEndian.PutUint32(op.Value[copy(op.Value, ch.b):], crc32c(ch.b))
+		_ = op.Finish()
+	}
+	_ = batch.Set(manKey(c.ID), m, nil)
+	for _, id := range drop {
+		_ = batch.Delete(manKey(id), nil)
+	}
+	for h, d := range delta {
+		if d < 0 && s.refs[h]+d <= 0 {
+			_ = batch.Delete(chunkKey(h), nil)
+		}
+	}
+	if err := s.checkRoom(batch.Len()); err != nil {
+		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
+	}
+	for _, id := range append(drop, c.ID) {
+		s.forget(id)
+	}
+	s.hold(c.ID, held)
+	for _, ch := range fresh {
+		delete(s.bad, ch.h)
+	}
+	s.newBytes, s.totalBytes = newBytes, total
+	return nil
+}
+
+// dropped lists the checkpoints a Write of newest removes: those older
+// than it beyond the Keep newest complete ones (newest counts; one whose
+// manifest does not decode does not).
+func (s *PebbleStore) dropped(newest uint64) []uint64 {
+	var drop []uint64
+	complete := 1
+	ids := s.ids()
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
+		switch {
+		case id >= newest:
+		case complete < s.opts.Keep && s.mans[id] != nil && s.manifestOK(id):
+			complete++
+		default:
+			drop = append(drop, id)
+		}
+	}
+	return drop
+}
+
+// manifestOK says whether checkpoint id's manifest reads and decodes now
+// (its chunks are not read: that is Latest's work).
+func (s *PebbleStore) manifestOK(id uint64) bool {
+	return s.get(manKey(id), func(v []byte) error { _, err := decodeManifest(id, v); return err }) == nil
+}
+
+// checkRoom fails with ENOSPC when the disk has not room for a batch of n
+// bytes (see the comment at the top). A file system that cannot tell (or
+// a dir not made yet) passes.
+func (s *PebbleStore) checkRoom(n int) error {
+	du, err := s.opts.FS.GetDiskUsage(s.dir)
+	if need := 2*uint64(n) + pebbleDiskMargin; err == nil && du.AvailBytes < need {
+		return fmt.Errorf("%d bytes free on the disk of %s, %d wanted: %w", du.AvailBytes, s.dir, need, syscall.ENOSPC)
+	}
+	return nil
+}
+
+// cut returns the length of the chunk b starts with.
+func (s *PebbleStore) cut(b []byte) int {
+	if len(b) <= s.minSize {
+		return len(b)
+	}
+	n := min(len(b), s.maxSize)
+	normal := min(s.target, n)
+	var h uint64
+	i := s.minSize
+	for ; i < normal; i++ {
+		if h = h<<1 + gear[b[i]]; h&s.maskS == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		if h = h<<1 + gear[b[i]]; h&s.maskL == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+// gear is the rolling hash's table: fixed pseudo-random words (splitmix64),
+// so the cuts are the same from run to run.
+var gear = func() (g [256]uint64) {
+	x := uint64(0)
+	for i := range g {
+		x += 0x9e3779b97f4a7c15
+		z := (x ^ x>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		g[i] = z ^ z>>31
+	}
+	return g
+}()
+
+// Latest returns the newest checkpoint that reads back intact (see
+// Backend).
+func (s *PebbleStore) Latest() (*Checkpoint, []error, error) {
+	if err := s.ready(false); err != nil {
+		return nil, nil, err
+	}
+	ids := s.ids()
+	var skipped []error
+	for i := len(ids) - 1; i >= 0; i-- {
+		c, err := s.read(ids[i])
+		if err == nil {
+			return c, skipped, nil
+		}
+		skipped = append(skipped, fmt.Errorf("checkpoint %d skipped: %w", ids[i], err))
+	}
+	return nil, skipped, nil
+}
+
+// get calls f with the value of key, valid during the call.
+func (s *PebbleStore) get(key []byte, f func(v []byte) error) error {
+	v, closer, err := s.db.Get(key)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	return f(v)
+}
+
+func (s *PebbleStore) read(id uint64) (*Checkpoint, error) {
+	var m *pebbleManifest
+	err := s.get(manKey(id), func(v []byte) (err error) {
+		m, err = decodeManifest(id, bytes.Clone(v))
+		return err
+	})
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, errors.New("no manifest")
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &Checkpoint{ID: id, Meta: m.meta, Parts: make(map[string][]byte, len(m.parts))}
+	for _, p := range m.parts {
+		b := make([]byte, 0, min(p.size, 1<<30))
+		for _, h := range p.chunks {
+			err := s.get(chunkKey(h), func(v []byte) error {
+				n := len(v) - 4
+				if n < 0 || crc32c(v[:n]) != binary.LittleEndian.Uint32(v[n:]) {
+					return errors.New("its checksum does not match")
+				}
+				if sha256.Sum256(v[:n]) != h {
+					return errors.New("its hash does not match")
+				}
+				b = append(b, v[:n]...)
+				return nil
+			})
+			if errors.Is(err, pebble.ErrNotFound) {
+				s.bad[h] = true
+				return nil, fmt.Errorf("part %s: chunk %x missing", p.name, h)
+			}
+			if err != nil {
+				s.bad[h] = true
+				return nil, fmt.Errorf("part %s: chunk %x is corrupt: %w", p.name, h, err)
+			}
+		}
+		if uint64(len(b)) != p.size || crc32c(b) != p.crc {
+			return nil, fmt.Errorf("part %s: its size or checksum does not match the manifest: it is corrupt", p.name)
+		}
+		c.Parts[p.name] = b
+	}
+	return c, nil
+}
+
+// NextID is the id after every checkpoint present (see Backend).
+func (s *PebbleStore) NextID() (uint64, error) {
+	if err := s.ready(false); err != nil {
+		return 1, err
+	}
+	ids := s.ids()
+	if len(ids) == 0 {
+		return 1, nil
+	}
+	return ids[len(ids)-1] + 1, nil
+}
+
+// SaveLatest writes the newest intact checkpoint into dir as a files-format
+// savepoint (see Backend), on the operating system's file system.
+func (s *PebbleStore) SaveLatest(dir string) (uint64, error) {
+	c, _, err := s.Latest()
+	if err != nil {
+		return 0, err
+	}
+	if c == nil {
+		return 0, fmt.Errorf("state: no intact checkpoint in %s to save", s.dir)
+	}
+	return savepoint(nil, c, dir)
+}
+
+type pebblePart struct {
+	name   string
+	size   uint64
+	crc    uint32
+	chunks []chunkHash
+}
+
+type pebbleManifest struct {
+	meta  []byte
+	parts []pebblePart
+	held  map[chunkHash]bool // the distinct chunks
+}
+
+// decodeManifest checks and decodes manifest b of checkpoint id; the
+// result's meta is part of b.
+func decodeManifest(id uint64, b []byte) (*pebbleManifest, error) {
+	if len(b) < 4+2+8+4+4+4 || string(b[:4]) != pebbleMagic {
+		return nil, errors.New("the manifest is not a wsp checkpoint manifest")
+	}
+	body := b[:len(b)-4]
+	if crc32c(body) != binary.LittleEndian.Uint32(b[len(body):]) {
+		return nil, errors.New("the manifest's checksum does not match: it is corrupt")
+	}
+	if v := binary.LittleEndian.Uint16(b[4:]); v != FormatVersion {
+		return nil, fmt.Errorf("checkpoint format version %d; this wsp reads version %d", v, FormatVersion)
+	}
+	if got := binary.LittleEndian.Uint64(b[6:]); got != id {
+		return nil, fmt.Errorf("the manifest is of checkpoint %d", got)
+	}
+	rest, short, le := body[14:], false, binary.LittleEndian
+	take := func(n int) []byte { // the next n bytes (zeros once cut short)
+		if short = short || n > len(rest); short {
+			return make([]byte, min(n, 32))
+		}
+		v := rest[:n:n]
+		rest = rest[n:]
+		return v
+	}
+	m := &pebbleManifest{meta: take(int(le.Uint32(take(4)))), held: map[chunkHash]bool{}}
+	for n := le.Uint32(take(4)); n > 0 && !short; n-- {
+		p := pebblePart{name: string(take(int(le.Uint16(take(2))))), size: le.Uint64(take(8)), crc: le.Uint32(take(4))}
+		for k := int(le.Uint32(take(4))); k > 0 && !short; k-- {
+			p.chunks = append(p.chunks, chunkHash(take(sha256.Size)))
+			m.held[p.chunks[len(p.chunks)-1]] = true
+		}
+		m.parts = append(m.parts, p)
+	}
+	if short {
+		return nil, errors.New("the manifest is cut short")
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("the manifest has bytes after its parts")
+	}
+	return m, nil
+}
+
+// pebbleLogger drops Pebble's messages but its fatal ones, on which it
+// panics (Pebble's default logger exits the process).
+type pebbleLogger struct{}
+
+func (pebbleLogger) Infof(string, ...any)  {}
+func (pebbleLogger) Errorf(string, ...any) {}
+func (pebbleLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("state: pebble: "+format, args...))
+}
