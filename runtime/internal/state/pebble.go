@@ -17,15 +17,19 @@
 // are the same as in the last checkpoint. A chunk is stored once, under its
 // hash, for every checkpoint that holds it.
 //
-// Writing: the chunks not present yet, the manifest, and the deletion of
-// the manifests beyond the Keep newest and of the chunks only they held go
-// in one batch committed with fsync, so a crash leaves the checkpoint whole
-// or absent. Which chunks are present, and how many kept manifests hold
-// each, is kept in memory, rebuilt at open from the manifests. Reading:
-// Latest takes the newest manifest whose chunks are all there and check
-// out (CRC and hash of each chunk, then each part's size and CRC), skipping
-// the others with the reason; a chunk found missing or corrupt is written
-// again by the next checkpoint that holds it.
+// Writing: the chunks not present yet go into a table file of their own,
+// which is ingested (written once and synced, then linked into the tree,
+// instead of going through the log, the memtable and a flush). Then the
+// manifest, and the deletion of the manifests beyond the Keep newest and
+// of the chunks only they held, go in one batch committed with fsync. A
+// crash before that commit leaves the checkpoint absent (its chunks, held
+// by no manifest, are deleted at the next open); after it, whole. Which
+// chunks are present, and how many kept manifests hold each, is kept in
+// memory, rebuilt at open from the manifests. Reading: Latest takes the
+// newest manifest whose chunks are all there and check out (CRC and hash of
+// each chunk, then each part's size and CRC), skipping the others with the
+// reason; a chunk found missing or corrupt is written again by the next
+// checkpoint that holds it.
 //
 // A full disk: Pebble takes a failed WAL or MANIFEST write as fatal (a
 // panic, or its Logger.Fatalf, which panics here), so it must not meet one.
@@ -41,16 +45,20 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math/bits"
 	"slices"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -65,6 +73,45 @@ const (
 )
 
 type chunkHash = [sha256.Size]byte
+
+// chunk is a chunk to store: its hash and bytes.
+type chunk struct {
+	h chunkHash
+	b []byte
+}
+
+// ingest writes chunks (with their CRCs) into a table file of their own and
+// ingests it.
+func (s *PebbleStore) ingest(id uint64, chunks []chunk) (err error) {
+	if len(chunks) == 0 {
+		return nil
+	}
+	slices.SortFunc(chunks, func(a, b chunk) int { return bytes.Compare(a.h[:], b.h[:]) })
+	path := s.opts.FS.PathJoin(s.dir, fmt.Sprintf("ingest-%020d.sst", id))
+	f, err := s.opts.FS.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := s.opts.FS.Remove(path); err == nil && rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = rerr
+		}
+	}()
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{
+		TableFormat: s.db.TableFormat(), Compression: sstable.NoCompression, BlockSize: 64 << 10})
+	var val []byte
+	for _, ch := range chunks {
+		val = binary.LittleEndian.AppendUint32(append(val[:0], ch.b...), crc32c(ch.b))
+		if err := w.Set(chunkKey(ch.h), val); err != nil {
+			_ = w.Close()
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return s.db.Ingest(context.Background(), []string{path})
+}
 
 // PebbleOptions configure a PebbleStore; the zero value is the defaults.
 type PebbleOptions struct {
@@ -163,11 +210,17 @@ func (s *PebbleStore) ready(write bool) error {
 			return fmt.Errorf("state: closing %s: %w", s.dir, err)
 		}
 	}
-	db, err := pebble.Open(s.dir, &pebble.Options{
+	po := &pebble.Options{
 		FS: s.opts.FS, ReadOnly: full != nil, Logger: pebbleLogger{},
 		// a corrupt block makes the read fail (and Latest skip), not exit
 		EventListener: &pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}},
-	})
+		// Checkpoint chunks are large and written once: a memtable holds
+		// a checkpoint or two, and compressing them is CPU spent for
+		// little (snapshots are varints and floats).
+		MemTableSize: 64 << 20,
+	}
+	po.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	db, err := pebble.Open(s.dir, po)
 	if err != nil {
 		return fmt.Errorf("state: opening %s: %w", s.dir, errors.Join(err, full))
 	}
@@ -183,6 +236,7 @@ func (s *PebbleStore) ready(write bool) error {
 // load rebuilds the manifests' chunk lists and the chunks' reference counts.
 func (s *PebbleStore) load() error {
 	s.mans, s.refs = map[uint64][]chunkHash{}, map[chunkHash]int{}
+	undecoded := false
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
 		return err
@@ -200,9 +254,41 @@ func (s *PebbleStore) load() error {
 		s.mans[id] = nil
 		if err == nil {
 			s.hold(id, m.held)
+		} else {
+			undecoded = true
 		}
 	}
-	return errors.Join(it.Error(), it.Close())
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if s.readOnly || undecoded {
+		// A manifest this wsp cannot read (corrupt, or of a later
+		// format) may hold chunks: keep them all.
+		return nil
+	}
+	return s.dropOrphans()
+}
+
+// dropOrphans deletes the chunks no manifest holds: those of a checkpoint
+// whose chunks were ingested but whose manifest was not written (a crash
+// between the two).
+func (s *PebbleStore) dropOrphans() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("c/"), UpperBound: []byte("c0")})
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var h chunkHash
+		if len(it.Key()) == 2+len(h) && copy(h[:], it.Key()[2:]) == len(h) && s.refs[h] == 0 {
+			_ = b.Delete(it.Key(), nil)
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || b.Empty() {
+		return err
+	}
+	return b.Commit(pebble.Sync)
 }
 
 func (s *PebbleStore) hold(id uint64, held map[chunkHash]bool) {
@@ -243,10 +329,6 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 	m = binary.LittleEndian.AppendUint32(m, uint32(len(c.Meta)))
 	m = append(m, c.Meta...)
 	m = binary.LittleEndian.AppendUint32(m, uint32(len(names)))
-	type chunk struct {
-		h chunkHash
-		b []byte
-	}
 	var fresh []chunk
 	var newBytes, total int64
 	held := map[chunkHash]bool{}
@@ -295,15 +377,21 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 			delta[h]--
 		}
 	}
-	// An unindexed batch's Set, Delete and Finish return no errors.
-	batch := s.db.NewBatchWithSize(int(newBytes) + len(fresh)*48 + len(m) + len(drop)*16 + 64)
-	defer batch.Close()
-	for _, ch := range fresh {
-		op := batch.SetDeferred(2+len(ch.h), len(ch.b)+4)
-		copy(op.Key, chunkKey(ch.h))
-		binary.LittleEndian.PutUint32(op.Value[copy(op.Value, ch.b):], crc32c(ch.b))
-		_ = op.Finish()
+	if err := s.checkRoom(int(newBytes) + len(fresh)*48 + len(m)); err != nil {
+		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
 	}
+	// The new chunks go in as a table of their own, ingested (written
+	// once, synced, linked into the tree), rather than through a batch,
+	// which would write them to the log, the memtable and a flushed table:
+	// checkpoint bytes are most of what this database ever stores. A crash
+	// after the ingest and before the manifest's batch leaves chunks no
+	// manifest holds, which the next open deletes.
+	if err := s.ingest(c.ID, fresh); err != nil {
+		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
+	}
+	// An unindexed batch's Set and Delete return no errors.
+	batch := s.db.NewBatchWithSize(len(m) + len(drop)*16 + len(delta)*40 + 64)
+	defer batch.Close()
 	_ = batch.Set(manKey(c.ID), m, nil)
 	for _, id := range drop {
 		_ = batch.Delete(manKey(id), nil)
@@ -312,9 +400,6 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 		if d < 0 && s.refs[h]+d <= 0 {
 			_ = batch.Delete(chunkKey(h), nil)
 		}
-	}
-	if err := s.checkRoom(batch.Len()); err != nil {
-		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)

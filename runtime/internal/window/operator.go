@@ -79,6 +79,7 @@ type Operator struct {
 	cleans  int64Heap        // ends of fired tables awaiting cleanup
 	cache   [8]*table        // cache[j]: the table of the j-th window of the last record
 	free    []*table         // dropped tables, kept for reuse with their arrays
+	snap    *snapScratch     // SnapshotLater's copies, reused from checkpoint to checkpoint
 	wm      int64
 	started bool
 	buf     []Window

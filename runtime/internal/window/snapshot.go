@@ -67,13 +67,38 @@ func (o *Operator) SnapshotLater() (func() ([]byte, error), error) {
 		b := o.encode(nil, wm, tabs)
 		return func() ([]byte, error) { return b, nil }, nil
 	}
-	frozen := make([]*table, len(tabs))
+	// The copies and the encoded bytes reuse the last snapshot's arrays:
+	// checkpoints are taken one at a time, so the last encode (and the
+	// write of its bytes) is over before the next SnapshotLater. Fresh
+	// arrays each time would be garbage of the state's size per
+	// checkpoint, and the collector's work on a large heap costs more
+	// than the copy.
+	if o.snap == nil {
+		o.snap = &snapScratch{}
+	}
+	sc := o.snap
+	for len(sc.tabs) < len(tabs) {
+		sc.tabs = append(sc.tabs, &table{})
+	}
+	frozen := sc.tabs[:len(tabs)]
 	for i, t := range tabs {
-		frozen[i] = &table{w: t.w, emitted: t.emitted, keyOff: slices.Clone(t.keyOff), arena: slices.Clone(t.arena),
-			n: slices.Clone(t.n), m: slices.Clone(t.m), s: slices.Clone(t.s), fl: slices.Clone(t.fl)}
+		f := frozen[i]
+		f.w, f.emitted = t.w, t.emitted
+		f.keyOff, f.arena = append(f.keyOff[:0], t.keyOff...), append(f.arena[:0], t.arena...)
+		f.n, f.m, f.s, f.fl = append(f.n[:0], t.n...), append(f.m[:0], t.m...), append(f.s[:0], t.s...), append(f.fl[:0], t.fl...)
 	}
 	cp := *o // the settings only: encode reads no live state
-	return func() ([]byte, error) { return cp.encode(nil, wm, frozen), nil }, nil
+	return func() ([]byte, error) {
+		sc.out = cp.encode(sc.out[:0], wm, frozen)
+		return sc.out, nil
+	}, nil
+}
+
+// snapScratch is what SnapshotLater reuses: the tables' copies and the
+// encoded bytes.
+type snapScratch struct {
+	tabs []*table
+	out  []byte
 }
 
 // liveTables returns the live tables by end, checking they can be written.
@@ -100,7 +125,12 @@ func (o *Operator) liveTables() ([]*table, error) {
 
 // encode writes the snapshot of tabs (see the format above).
 func (o *Operator) encode(dst []byte, wm int64, tabs []*table) []byte {
-	e := enc{b: dst}
+	// Room for it all at once (keys, varints of a few bytes, floats).
+	est := 64
+	for _, t := range tabs {
+		est += 32 + len(t.arena) + t.len()*(8+o.Fields*26)
+	}
+	e := enc{b: slices.Grow(dst, est)}
 	e.b = append(e.b, alignedMagic...)
 	e.uvarint(snapshotVersion)
 	o.putSettings(&e)
