@@ -493,16 +493,8 @@ func (s *PebbleStore) Latest() (*Checkpoint, []error, error) {
 	if err := s.ready(false); err != nil {
 		return nil, nil, err
 	}
-	ids := s.ids()
-	var skipped []error
-	for i := len(ids) - 1; i >= 0; i-- {
-		c, err := s.read(ids[i])
-		if err == nil {
-			return c, skipped, nil
-		}
-		skipped = append(skipped, fmt.Errorf("checkpoint %d skipped: %w", ids[i], err))
-	}
-	return nil, skipped, nil
+	c, skipped := newestIntact(s.ids(), s.read)
+	return c, skipped, nil
 }
 
 // get calls f with the value of key, valid during the call.

@@ -278,15 +278,23 @@ func (s *Store) Latest() (*Checkpoint, []error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	c, skipped := newestIntact(ids, s.read)
+	return c, skipped, nil
+}
+
+// newestIntact reads the checkpoints ids (oldest first) from the newest
+// down and returns the first that reads back, with why each newer one was
+// skipped.
+func newestIntact(ids []uint64, read func(id uint64) (*Checkpoint, error)) (*Checkpoint, []error) {
 	var skipped []error
 	for i := len(ids) - 1; i >= 0; i-- {
-		c, err := s.read(ids[i])
+		c, err := read(ids[i])
 		if err == nil {
-			return c, skipped, nil
+			return c, skipped
 		}
 		skipped = append(skipped, fmt.Errorf("checkpoint %d skipped: %w", ids[i], err))
 	}
-	return nil, skipped, nil
+	return nil, skipped
 }
 
 // read loads and checks checkpoint id.
