@@ -269,11 +269,17 @@ func (in *Instance) AddFixed(ctx context.Context, accs []byte, recs []record.Rec
 	}
 	c := in.fixedCall(hostabi.AggAdd, accs)
 	c.recs, c.ends = recs, ends
-	err = in.runAgg(ctx, c)
+	return in.runFixed(ctx, c, accs)
+}
+
+// runFixed runs a fixed-size add or merge: on success the module's new
+// accumulators replace accs (a failed call leaves them as they were).
+func (in *Instance) runFixed(ctx context.Context, c *aggCall, accs []byte) error {
+	err := in.runAgg(ctx, c)
 	if err == nil {
 		copy(accs, c.wrote)
 	}
-	c.recs, c.ends, c.accs = nil, nil, nil
+	c.recs, c.ends, c.others, c.oEnds, c.accs = nil, nil, nil, nil, nil
 	return err
 }
 
@@ -302,12 +308,7 @@ func (in *Instance) MergeFixed(ctx context.Context, accs, others []byte, ends []
 	}
 	c := in.fixedCall(hostabi.AggMerge, accs)
 	c.others, c.oEnds = others, ends
-	err = in.runAgg(ctx, c)
-	if err == nil {
-		copy(accs, c.wrote)
-	}
-	c.others, c.oEnds, c.accs = nil, nil, nil
-	return err
+	return in.runFixed(ctx, c, accs)
 }
 
 // FinishFixed turns the accumulators of a fixed-size aggregate into

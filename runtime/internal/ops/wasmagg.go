@@ -49,12 +49,13 @@ type wasmAgg struct {
 
 	// Staging of one add call: the records in group order, the groups'
 	// ends in it, their accumulators, and who gets each result.
-	grouped []record.Record
-	ends    []int
-	accs    []byte   // fixed: the groups' accumulators back to back
-	vaccs   [][]byte // variable: one per group
-	targets []aggTarget
-	zero    []byte
+	grouped   []record.Record
+	ends      []int
+	rangeEnds []int    // addRange's scratch
+	accs      []byte   // fixed: the groups' accumulators back to back
+	vaccs     [][]byte // variable: one per group
+	targets   []aggTarget
+	zero      []byte
 
 	pending []pendingResult
 	fin     []byte   // fixed: the accumulators to finish
@@ -257,10 +258,13 @@ func (a *wasmAgg) addRange(ctx context.Context, lo, hi int) {
 		rlo = a.ends[lo-1]
 	}
 	recs := a.grouped[rlo:a.ends[hi-1]]
-	ends := make([]int, hi-lo)
-	for i := range ends {
-		ends[i] = a.ends[lo+i] - rlo
+	// Reused: a frame needs its ends only until its call returns (the
+	// halves after a failure make their own).
+	a.rangeEnds = a.rangeEnds[:0]
+	for i := lo; i < hi; i++ {
+		a.rangeEnds = append(a.rangeEnds, a.ends[i]-rlo)
 	}
+	ends := a.rangeEnds
 	var err error
 	if a.size > 0 {
 		accs := a.accs[lo*a.size : hi*a.size]
