@@ -110,6 +110,8 @@ func checkStateEntry(h *Header) string {
 		return fmt.Sprintf("%s takes no value", op)
 	case h.Time < 0 && !op.Timer():
 		return fmt.Sprintf("%s: negative time-to-live %d", op, h.Time)
+	case h.Time != 0 && !op.Timer() && op != OpValueSet && op != OpMapPut && op != OpListAppend:
+		return fmt.Sprintf("%s takes no time (got %d)", op, h.Time)
 	}
 	return ""
 }

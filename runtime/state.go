@@ -46,8 +46,8 @@ func openBackend(stateDir, backend string) (state.Backend, error) {
 		other = BackendPebble
 	}
 	if nonEmpty(backendDir(stateDir, other)) && !nonEmpty(backendDir(stateDir, backend)) {
-		return nil, fmt.Errorf("state folder %s holds checkpoints of the %s backend: run with state-backend %s, "+
-			"or take a savepoint and start a new state folder from it", stateDir, other, other)
+		return nil, fmt.Errorf("state folder %s is the %s backend's (%s): run with state-backend %s, "+
+			"or take a savepoint and start a new state folder from it", stateDir, other, backendDir(stateDir, other), other)
 	}
 	if backend == BackendFiles {
 		return &state.Store{Dir: backendDir(stateDir, backend)}, nil

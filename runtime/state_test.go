@@ -106,7 +106,7 @@ func TestSavepointWhileRunning(t *testing.T) {
 	// That folder now holds files-backend checkpoints: Pebble refuses it,
 	// the default takes what it holds.
 	if _, err := p.Run(context.Background(), Options{Workers: 1, Input: ended, Output: dropOutput{}, StateDir: s2,
-		StateBackend: BackendPebble, CacheDir: filepath.Join(dir, "cache")}); err == nil || !strings.Contains(err.Error(), "holds checkpoints of the files backend") {
+		StateBackend: BackendPebble, CacheDir: filepath.Join(dir, "cache")}); err == nil || !strings.Contains(err.Error(), "is the files backend's") {
 		t.Errorf("pebble on a files folder: %v", err)
 	}
 	m3 := NewMetrics()
@@ -126,5 +126,77 @@ func TestSavepointWhileRunning(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nothing")); err == nil {
 		t.Error("a savepoint of a missing folder created it")
+	}
+}
+
+// listInput hands out the given records once, as one batch.
+type listInput struct {
+	recs []record.Record
+	done bool
+}
+
+func (l *listInput) Read(context.Context) (*record.Batch, AckFunc, error) {
+	if l.done {
+		return nil, nil, ErrEndOfInput
+	}
+	l.done = true
+	return &record.Batch{Source: record.Source{Input: "in"}, Records: l.recs}, func(context.Context, error) error { return nil }, nil
+}
+func (l *listInput) Close(context.Context) error { return nil }
+
+type collectOutput struct{ recs []record.Record }
+
+func (c *collectOutput) Write(_ context.Context, b *record.Batch) error {
+	for _, r := range b.Records {
+		r.Value = append([]byte(nil), r.Value...)
+		c.recs = append(c.recs, r)
+	}
+	return nil
+}
+func (c *collectOutput) Close(context.Context) error { return nil }
+
+// TestRekeyBeforeKeyedStep: a Wasm step with keyed state that changes the
+// key, followed by another keyed step: records that would reach a worker
+// not owning their new key go to the error output (no second shuffle), so
+// no key's state is split between workers; nothing is lost.
+func TestRekeyBeforeKeyedStep(t *testing.T) {
+	mod, _ := filepath.Abs(filepath.Join("..", "plugins", "testdata", "wasm", "go_stateops.wasm"))
+	for _, workers := range []int{1, 4} {
+		errFile := filepath.Join(t.TempDir(), "errors.jsonl")
+		y := fmt.Sprintf("pipeline:\n  - name: a\n    wasm: {module: %q}\n  - name: b\n    wasm: {module: %q}\n"+
+			"error_output: {file: {path: %q, codec: lines}}\n", mod, mod, errFile)
+		p, err := Parse([]byte(y), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []record.Record
+		for i := range 100 {
+			recs = append(recs, record.Record{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("rekey:ALL"), Flags: record.HasKey})
+		}
+		out := &collectOutput{}
+		sum, err := p.Run(context.Background(), Options{Workers: workers, Input: &listInput{recs: recs}, Output: out,
+			CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(errFile)
+		var errs []string
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if l == "" {
+				continue
+			}
+			if !strings.Contains(l, "re-keying needs a second shuffle") {
+				t.Fatalf("%d workers: error %s", workers, l)
+			}
+			errs = append(errs, l)
+		}
+		if len(out.recs)+len(errs) != 100 || (workers == 1) != (len(errs) == 0) {
+			t.Fatalf("%d workers: %d out, %d errors (%+v)", workers, len(out.recs), len(errs), sum)
+		}
+		for _, r := range out.recs {
+			if string(r.Key) != "ALL" || !strings.HasPrefix(string(r.Value), "val=-") {
+				t.Fatalf("%d workers: %s %s", workers, r.Key, r.Value)
+			}
+		}
 	}
 }

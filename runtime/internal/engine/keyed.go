@@ -299,7 +299,7 @@ func (e *engine) keyedWorker(ctx context.Context, i int, ws []chainWorker) {
 			continue
 		}
 		if msg.b != nil {
-			dests := e.flow(ctx, ws, 0, msg.b, nil)
+			dests := e.flow(ctx, i, ws, 0, msg.b, nil)
 			// The input batch's share is absorbed: pass what must still be
 			// written to the writers under its tracker, then release ours.
 			msg.t.add(len(dests))
@@ -310,7 +310,7 @@ func (e *engine) keyedWorker(ctx context.Context, i int, ws []chainWorker) {
 			putRecords(msg.b.Records) // nothing refers to the sub-batch now
 		}
 		if msg.proc > 0 {
-			e.advanceChain(ctx, ws, func(c chainWorker, res *plugin.Result) (bool, error) {
+			e.advanceChain(ctx, i, ws, func(c chainWorker, res *plugin.Result) (bool, error) {
 				if pt, ok := c.kw.(ProcTimer); ok {
 					return pt.AdvanceProc(ctx, msg.proc, res)
 				}
@@ -321,14 +321,14 @@ func (e *engine) keyedWorker(ctx context.Context, i int, ws []chainWorker) {
 			continue
 		}
 		wm = msg.wm
-		e.advanceChain(ctx, ws, func(c chainWorker, res *plugin.Result) (bool, error) { return c.kw.Advance(ctx, wm, res) })
+		e.advanceChain(ctx, i, ws, func(c chainWorker, res *plugin.Result) (bool, error) { return c.kw.Advance(ctx, wm, res) })
 	}
 }
 
 // advanceChain runs advance on each keyed step of the chain in order; what
 // fires flows through the rest of the chain (a later keyed step adds it
 // before it advances itself, so results are never late for it).
-func (e *engine) advanceChain(ctx context.Context, ws []chainWorker, advance func(chainWorker, *plugin.Result) (bool, error)) {
+func (e *engine) advanceChain(ctx context.Context, wi int, ws []chainWorker, advance func(chainWorker, *plugin.Result) (bool, error)) {
 	k := e.keyed
 	noAck := func(n int) *tracker {
 		return &tracker{pending: n, ack: func(context.Context, error) error { return nil }, release: func() {}, onAckErr: e.ackFailed}
@@ -347,7 +347,7 @@ func (e *engine) advanceChain(ctx context.Context, ws []chainWorker, advance fun
 			}
 			next, dests := e.keyedOutputs(k.base+ci, nil, res, nil)
 			if next.Len() > 0 {
-				dests = e.flow(ctx, ws, ci+1, next, dests)
+				dests = e.flow(ctx, wi, ws, ci+1, next, dests)
 			}
 			if len(dests) > 0 {
 				t := noAck(len(dests))
@@ -362,7 +362,7 @@ func (e *engine) advanceChain(ctx context.Context, ws []chainWorker, advance fun
 // flow runs cur through the chain from step `from` on and returns the
 // dests of everything that comes out: the main output, the error output,
 // ports.
-func (e *engine) flow(ctx context.Context, ws []chainWorker, from int, cur *record.Batch, dests []dest) []dest {
+func (e *engine) flow(ctx context.Context, wi int, ws []chainWorker, from int, cur *record.Batch, dests []dest) []dest {
 	k := e.keyed
 	for ci := from; ci < len(ws) && cur != nil && cur.Len() > 0; ci++ {
 		si := k.base + ci
@@ -372,6 +372,9 @@ func (e *engine) flow(ctx context.Context, ws []chainWorker, from int, cur *reco
 			continue
 		}
 		st := e.cfg.Keyed.Chain[ci].Keyed
+		if ci > 0 {
+			cur, dests = e.ownKeys(wi, si, st.Name(), cur, dests)
+		}
 		e.m.Steps[si].In.Add(int64(cur.Len()))
 		res := newResult(len(st.Ports())+1, cur.Source)
 		if err := c.kw.Add(ctx, cur, res); err != nil {
@@ -389,6 +392,47 @@ func (e *engine) flow(ctx context.Context, ws []chainWorker, from int, cur *reco
 		dests = append(dests, dest{out: 0, b: cur})
 	}
 	return dests
+}
+
+// ownKeys keeps the records of cur that keyed worker wi owns, for a keyed
+// step after the first: records come to it from the steps before it on the
+// same worker, without a shuffle, so a record whose key a step changed (a
+// Wasm step may emit any key) would reach state its worker does not own.
+// Those, and records without a key, go to the error output, counted as
+// failed by step si.
+func (e *engine) ownKeys(wi, si int, name string, cur *record.Batch, dests []dest) (*record.Batch, []dest) {
+	k := e.keyed
+	bad := func(r *record.Record) string {
+		if r.Flags&record.HasKey == 0 {
+			return "the record has no key: a keyed step after another needs the key it was routed by"
+		}
+		if k.workers > 1 && window.WorkerOf(window.KeyGroup(r.Key, k.cfg.MaxParallelism), k.cfg.MaxParallelism, k.workers) != wi {
+			return "the record's key was changed by a step after the first keyed step: re-keying needs a second shuffle, which this version does not do"
+		}
+		return ""
+	}
+	n := 0
+	for i := range cur.Records {
+		if bad(&cur.Records[i]) != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return cur, dests
+	}
+	keep := &record.Batch{Source: cur.Source, Records: make([]record.Record, 0, cur.Len()-n)}
+	errs := &record.Batch{Source: cur.Source}
+	for i := range cur.Records {
+		r := &cur.Records[i]
+		if why := bad(r); why != "" {
+			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, cur.Source, r, name, why), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+			continue
+		}
+		keep.Records = append(keep.Records, *r)
+	}
+	e.m.Steps[si].In.Add(int64(n))
+	e.m.Steps[si].Failed.Add(int64(n))
+	return keep, append(dests, dest{out: 1, b: errs})
 }
 
 // keyedOutputs counts a keyed step's result and turns its failures

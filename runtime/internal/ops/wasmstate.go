@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -34,7 +35,9 @@ import (
 // Timers live per key, in event time (fire when the watermark reaches
 // them, in Advance) or processing time (fire when the clock does, in
 // AdvanceProc). A key has at most one timer per (clock, time). Due timers
-// fire in (time, key) order, at most maxTimerBatch per wsp_on_timer call;
+// fire in (time, key) order, at most maxTimerBatch per wsp_on_timer call
+// and at most one per key in a call (so a timer's changes, such as
+// deleting the key's later timer, hold for the key's next one);
 // a timer call's output flows on like a batch's. A failed timer call sends
 // each of its timers to the error output (as a record naming the timer),
 // so no firing disappears silently.
@@ -213,6 +216,9 @@ func (w *stateWorker) apply(ups []plugin.StateUpdate, keyOf func(i int) *keyStat
 		exp := int64(0)
 		if u.Time > 0 && !u.Op.Timer() {
 			exp = now + u.Time
+			if exp < now { // past the int64 range: never, in effect
+				exp = math.MaxInt64
+			}
 		}
 		switch u.Op {
 		case hostabi.OpValueSet:
@@ -317,7 +323,7 @@ func (w *stateWorker) fire(ctx context.Context, q *timerQueue, dom hostabi.Timer
 			res.Failing.Records = append(res.Failing.Records, r)
 			res.Failed = append(res.Failed, plugin.Failure{Index: i, Reason: err.Error()})
 		}
-		return q.nextDue(until), nil
+		return !q.nextDue(until), nil
 	}
 	if len(res.Failed) > 0 { // a timer the guest failed: name it in the error output
 		res.Failing = &record.Batch{Source: tb.Source}
@@ -357,8 +363,9 @@ func (w *stateWorker) maybeSweep(now int64) {
 // live ones. A deleted timer stays in the heap until it is popped, and is
 // then skipped.
 type timerQueue struct {
-	h   []qTimer
-	ids map[timerID]struct{}
+	h     []qTimer
+	stale int // entries of h that are no longer live (deleted, or set again)
+	ids   map[timerID]struct{}
 }
 
 type qTimer struct {
@@ -396,7 +403,23 @@ func (q *timerQueue) del(k *keyState, t int64) {
 	if _, ok := q.ids[id]; ok {
 		delete(q.ids, id)
 		k.timers--
+		q.stale++
+		if q.stale > 1024 && q.stale > len(q.h)/2 {
+			q.compact()
+		}
 	}
+}
+
+// compact rebuilds the heap from the live timers: a timer moved once per
+// record (deleted and set again) would otherwise leave one stale entry per
+// record until its time came.
+func (q *timerQueue) compact() {
+	live := q.live()
+	q.h = q.h[:0]
+	for _, t := range live {
+		q.h = append(q.h, t) // sorted, so already a heap
+	}
+	q.stale = 0
 }
 
 func (q *timerQueue) push(x qTimer) {
@@ -441,6 +464,9 @@ func (q *timerQueue) skipDead() {
 			return
 		}
 		q.pop()
+		if q.stale > 0 {
+			q.stale--
+		}
 	}
 }
 
@@ -450,11 +476,20 @@ func (q *timerQueue) nextDue(until int64) bool {
 	return len(q.h) > 0 && q.h[0].t <= until
 }
 
-// popDue removes and returns up to max live timers due by until, in order.
+// popDue removes and returns up to max live timers due by until, in
+// (time, key) order. A call holds at most one timer per key: the batch ends
+// before a key's second timer, so what the first one's call changes
+// (deleting the later timer, say) holds for it, however the timers fall
+// into calls.
 func (q *timerQueue) popDue(until int64, max int) []qTimer {
 	var out []qTimer
+	seen := map[string]bool{}
 	for len(out) < max && q.nextDue(until) {
+		if seen[q.h[0].k.key] {
+			break // the key's next timer starts the next call
+		}
 		t := q.pop()
+		seen[t.k.key] = true
 		delete(q.ids, timerID{t.k.key, t.t})
 		out = append(out, t)
 	}

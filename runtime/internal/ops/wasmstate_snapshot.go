@@ -106,6 +106,9 @@ func (w *stateWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 			break
 		}
 		if keep(key) {
+			if old := w.keys[k.key]; old != nil {
+				k.timers = old.timers // its timers, restored from an earlier part
+			}
 			w.keys[k.key] = k
 		}
 	}

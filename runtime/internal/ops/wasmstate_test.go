@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -247,4 +248,49 @@ func TestStateStepSnapshot(t *testing.T) {
 	if n := len(w3.(*stateWorker).keys); n != 0 {
 		t.Errorf("reset kept %d keys", n)
 	}
+}
+
+// TestStateStepTimerEdges: a call holds at most one timer per key, so a
+// timer deleted by the key's earlier timer does not fire, whatever the
+// watermark steps; a failed timer call with more timers due reports the
+// advance unfinished (and finished when none are); a huge TTL means never;
+// a timer moved once per record leaves a heap of about its live timers.
+func TestStateStepTimerEdges(t *testing.T) {
+	h := newStateHarness(t)
+	h.expect(h.add("a=set:untimer20", "a=timer:10", "a=timer:20", "b=timer:20"),
+		"a: val=untimer20 map={} list=[]", "a: val=untimer20 map={} list=[]", "a: val=untimer20 map={} list=[]", "b: val=- map={} list=[]")
+	h.expect(h.advance(100, false), "a: timer e 10 val=untimer20 map={} list=[]", "b: timer e 20 val=- map={} list=[]")
+
+	// A failing call, then one more timer due: the advance goes on.
+	cmds := []string{"x=set:boom", "x=timer:500"}
+	for i := range maxTimerBatch {
+		cmds = append(cmds, fmt.Sprintf("k%05d=timer:600", i))
+	}
+	h.add(cmds...)
+	got := h.advance(1000, false)
+	if len(h.errs) != maxTimerBatch || len(got) != 1 || !strings.HasPrefix(got[0], "k02047: timer e 600") {
+		t.Fatalf("%d errors and fired %q; want %d errors and the last timer", len(h.errs), got, maxTimerBatch)
+	}
+	h.add("y=set:boom", "y=timer:2000")
+	res := &plugin.Result{Ports: make([]record.Batch, 1)}
+	if done, err := h.w.Advance(context.Background(), 2000, res); err != nil || !done {
+		t.Fatalf("a failed call with nothing more due: done %v, %v", done, err)
+	}
+
+	h.expect(h.add("z=ttl:v:9223372036854775807"), "z: val=v map={} list=[]")
+	h.now = h.now.Add(1000 * time.Hour)
+	h.expect(h.add("z=get"), "z: val=v map={} list=[]")
+
+	var moves []string
+	for i := range 5000 {
+		if i > 0 {
+			moves = append(moves, fmt.Sprintf("m=untimer:%d", 1_000_000+i-1))
+		}
+		moves = append(moves, fmt.Sprintf("m=timer:%d", 1_000_000+i))
+	}
+	h.add(moves...)
+	if q := &h.w.(*stateWorker).ev; len(q.h) > 2*len(q.ids)+2048 {
+		t.Errorf("the heap holds %d entries for %d live timers", len(q.h), len(q.ids))
+	}
+	h.expect(h.advance(2_000_000, false), "m: timer e 1004999 val=- map={} list=[]")
 }

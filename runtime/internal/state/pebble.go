@@ -54,6 +54,7 @@ import (
 	"maps"
 	"math/bits"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -214,11 +215,10 @@ func (s *PebbleStore) ready(write bool) error {
 		FS: s.opts.FS, ReadOnly: full != nil, Logger: pebbleLogger{},
 		// a corrupt block makes the read fail (and Latest skip), not exit
 		EventListener: &pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}},
-		// Checkpoint chunks are large and written once: a memtable holds
-		// a checkpoint or two, and compressing them is CPU spent for
-		// little (snapshots are varints and floats).
-		MemTableSize: 64 << 20,
 	}
+	// Compressing chunks is CPU spent for little: snapshots are varints
+	// and floats. (Chunks are ingested as tables, not through the
+	// memtable, so the default memtable size serves.)
 	po.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	db, err := pebble.Open(s.dir, po)
 	if err != nil {
@@ -230,7 +230,25 @@ func (s *PebbleStore) ready(write bool) error {
 		s.db = nil
 		return fmt.Errorf("state: reading %s: %w", s.dir, err)
 	}
+	if !s.readOnly {
+		s.dropIngestFiles()
+	}
 	return nil
+}
+
+// dropIngestFiles removes table files a crash left between their writing
+// and their ingestion (or their removal after it: the database holds its
+// own link). Pebble does not know them, so nothing else would.
+func (s *PebbleStore) dropIngestFiles() {
+	names, err := s.opts.FS.List(s.dir)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "ingest-") && strings.HasSuffix(n, ".sst") {
+			_ = s.opts.FS.Remove(s.opts.FS.PathJoin(s.dir, n))
+		}
+	}
 }
 
 // load rebuilds the manifests' chunk lists and the chunks' reference counts.

@@ -726,3 +726,23 @@ func TestPebbleOrphanChunks(t *testing.T) {
 		t.Fatalf("%d chunks after reopening beside an unreadable manifest, want %d", n, withOrphans)
 	}
 }
+
+// TestPebbleDropsIngestFiles: a table file a crash left before (or after)
+// its ingestion is removed at the next open.
+func TestPebbleDropsIngestFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := openPebble(t, dir, PebbleOptions{})
+	mustWrite(t, s, pckpt(1))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, "ingest-00000000000000000002.sst")
+	if err := os.WriteFile(left, []byte("half a table"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = openPebble(t, dir, PebbleOptions{})
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the leftover table file is still there: %v", err)
+	}
+	latestIs(t, s, pckpt(1), 0)
+}

@@ -3,6 +3,7 @@ package wsptest
 import (
 	"cmp"
 	"errors"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -196,6 +197,8 @@ func checkStateOp(op uint16, flags uint8, t int64, kl, vl, ml uint64) string {
 		return "this state operation takes no value"
 	case t < 0 && (op < 8 || op > 11):
 		return "negative time-to-live"
+	case t != 0 && (op == 2 || op == 4 || op == 5 || op == 7 || op == 12):
+		return "this state operation takes no time"
 	}
 	return ""
 }
@@ -207,6 +210,9 @@ func (h *Harness) apply(ops []stateOp, keyOf func(i int) []byte) {
 		var exp int64
 		if o.t > 0 && (o.op < 8 || o.op > 11) {
 			exp = h.now + o.t
+			if exp < h.now {
+				exp = math.MaxInt64 // past the int64 range: never, in effect
+			}
 		}
 		e := entry{v: append([]byte{}, o.v...), exp: exp}
 		switch o.op {
@@ -294,6 +300,17 @@ func (h *Harness) fire(proc bool, until int64) *Result {
 			}
 			return cmp.Compare(a.key, b.key)
 		})
+		// At most one timer per key in a call, as the host does: the call
+		// ends before a key's second timer, so what the first one's call
+		// changes holds for it.
+		seen := map[string]bool{}
+		for i, d := range due {
+			if seen[d.key] {
+				due = due[:i]
+				break
+			}
+			seen[d.key] = true
+		}
 		if len(due) > 2048 {
 			due = due[:2048]
 		}

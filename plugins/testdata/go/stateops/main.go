@@ -7,9 +7,11 @@
 //	set:V  ttl:V:MS  unset  put:K:V  putttl:K:V:MS  del:K  mclear
 //	app:V  appttl:V:MS  lclear  clear  timer:T  untimer:T  ptimer:T
 //	unptimer:T  get  panic (fails the whole batch)
+//	rekey:K (emits "get" under key K instead of a dump)
 //
 // A fired timer dumps as "timer e|p T <dump>"; when the key's value is
-// "boom" the timer call panics.
+// "boom" the timer call panics, and when it is "untimerT" the timer deletes
+// the key's event-time timer at T first.
 package main
 
 import (
@@ -73,6 +75,9 @@ func process(r *wsp.Record, out *wsp.Output) {
 	case "get":
 	case "panic":
 		panic("asked to")
+	case "rekey":
+		out.EmitRecord(r, &wsp.OutRecord{Same: wsp.SameTime, Key: f[1], HasKey: true, Value: []byte("get")})
+		return
 	default:
 		out.Fail(r, "unknown command "+string(f[0]))
 		return
@@ -82,8 +87,12 @@ func process(r *wsp.Record, out *wsp.Output) {
 
 func onTimer(t *wsp.Timer, out *wsp.Output) {
 	s := t.State()
-	if v, _ := s.Value(); string(v) == "boom" {
+	v, _ := s.Value()
+	if string(v) == "boom" {
 		panic("timer boom")
+	}
+	if t, ok := bytes.CutPrefix(v, []byte("untimer")); ok {
+		s.DeleteTimer(num(t))
 	}
 	at, _ := t.Time()
 	d := "e"
