@@ -4,12 +4,14 @@
 //
 // Keys and values:
 //
-//	c/<SHA-256 of the chunk, 32 bytes>  a chunk: its bytes | CRC-32C u32 (little-endian)
-//	m/<id, u64 big-endian>              a checkpoint's manifest
+//	c/<id u64 BE><SHA-256 of the chunk>  a chunk, stored under the id of the
+//	                                     checkpoint that first held it: its
+//	                                     bytes | CRC-32C u32 (little-endian)
+//	m/<id, u64 big-endian>               a checkpoint's manifest
 //
 //	manifest = magic "WSPP" | format version u16 | id u64 | meta (len u32 | bytes) |
 //	           parts u32 | (name (len u16 | bytes) | size u64 | crc u32 |
-//	                        chunks u32 | SHA-256 [32]byte*)* | crc u32 of all before
+//	                        chunks u32 | (id u64 | SHA-256 [32]byte)*)* | crc u32 of all before
 //
 // Each part is cut into content-defined chunks (a gear rolling hash as in
 // FastCDC: ChunkTarget/4 to 4×ChunkTarget bytes, about ChunkTarget on
@@ -75,9 +77,20 @@ const (
 
 type chunkHash = [sha256.Size]byte
 
-// chunk is a chunk to store: its hash and bytes.
+// chunkRef is a stored chunk: its hash, under the id of the checkpoint
+// that stored it. Keys by id make each checkpoint's new chunks a key range
+// of their own, above all earlier ones, so their ingested table overlaps
+// nothing and goes straight to the bottom of the tree: the chunks are never
+// rewritten by compactions, and a range no checkpoint holds any more is
+// dropped whole.
+type chunkRef struct {
+	id uint64
+	h  chunkHash
+}
+
+// chunk is a chunk to store: where, and its bytes.
 type chunk struct {
-	h chunkHash
+	r chunkRef
 	b []byte
 }
 
@@ -87,7 +100,7 @@ func (s *PebbleStore) ingest(id uint64, chunks []chunk) (err error) {
 	if len(chunks) == 0 {
 		return nil
 	}
-	slices.SortFunc(chunks, func(a, b chunk) int { return bytes.Compare(a.h[:], b.h[:]) })
+	slices.SortFunc(chunks, func(a, b chunk) int { return bytes.Compare(a.r.h[:], b.r.h[:]) }) // one id: key order
 	path := s.opts.FS.PathJoin(s.dir, fmt.Sprintf("ingest-%020d.sst", id))
 	f, err := s.opts.FS.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -103,7 +116,7 @@ func (s *PebbleStore) ingest(id uint64, chunks []chunk) (err error) {
 	var val []byte
 	for _, ch := range chunks {
 		val = binary.LittleEndian.AppendUint32(append(val[:0], ch.b...), crc32c(ch.b))
-		if err := w.Set(chunkKey(ch.h), val); err != nil {
+		if err := w.Set(chunkKey(ch.r), val); err != nil {
 			_ = w.Close()
 			return err
 		}
@@ -135,9 +148,11 @@ type PebbleStore struct {
 	readOnly bool // opened read-only, the disk being full
 	closed   bool
 
-	mans map[uint64][]chunkHash // the manifests present by id: their distinct chunks (nil: it does not decode)
-	refs map[chunkHash]int      // how many of mans hold each chunk (present when > 0)
-	bad  map[chunkHash]bool     // chunks Latest found missing or corrupt: written again
+	mans  map[uint64][]chunkRef // the manifests present by id: their distinct chunks (nil: it does not decode)
+	refs  map[chunkRef]int      // how many of mans hold each chunk (present when > 0)
+	loc   map[chunkHash]uint64  // where each hash is stored (its newest copy held)
+	perID map[uint64]int        // how many chunks held are stored under each id
+	bad   map[chunkHash]bool    // chunks Latest found missing or corrupt: written again
 
 	newBytes, totalBytes     int64
 	minSize, target, maxSize int
@@ -253,8 +268,8 @@ func (s *PebbleStore) dropIngestFiles() {
 
 // load rebuilds the manifests' chunk lists and the chunks' reference counts.
 func (s *PebbleStore) load() error {
-	s.mans, s.refs = map[uint64][]chunkHash{}, map[chunkHash]int{}
-	undecoded := false
+	s.mans, s.refs = map[uint64][]chunkRef{}, map[chunkRef]int{}
+	s.loc, s.perID = map[chunkHash]uint64{}, map[uint64]int{}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
 		return err
@@ -272,57 +287,69 @@ func (s *PebbleStore) load() error {
 		s.mans[id] = nil
 		if err == nil {
 			s.hold(id, m.held)
-		} else {
-			undecoded = true
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return err
 	}
-	if s.readOnly || undecoded {
-		// A manifest this wsp cannot read (corrupt, or of a later
-		// format) may hold chunks: keep them all.
+	if s.readOnly {
 		return nil
 	}
 	return s.dropOrphans()
 }
 
-// dropOrphans deletes the chunks no manifest holds: those of a checkpoint
-// whose chunks were ingested but whose manifest was not written (a crash
-// between the two).
+// dropOrphans deletes the chunks stored under ids above every manifest's:
+// those of a checkpoint whose chunks were ingested but whose manifest was
+// not written (a crash between the two). A manifest holds only chunks
+// stored under its id or earlier ones, so nothing held is there, also when
+// a manifest does not decode.
 func (s *PebbleStore) dropOrphans() error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("c/"), UpperBound: []byte("c0")})
+	var top uint64
+	for id := range s.mans {
+		top = max(top, id)
+	}
+	if top == ^uint64(0) {
+		return nil
+	}
+	// Written only when there is something to drop: a write at every open
+	// would be flushed later, whenever (see "A full disk" above).
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: idPrefix(top + 1), UpperBound: []byte("c0")})
 	if err != nil {
 		return err
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	for it.First(); it.Valid(); it.Next() {
-		var h chunkHash
-		if len(it.Key()) == 2+len(h) && copy(h[:], it.Key()[2:]) == len(h) && s.refs[h] == 0 {
-			_ = b.Delete(it.Key(), nil)
-		}
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil || b.Empty() {
+	found := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil || !found {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return s.db.DeleteRange(idPrefix(top+1), []byte("c0"), pebble.Sync)
 }
 
-func (s *PebbleStore) hold(id uint64, held map[chunkHash]bool) {
-	hs := make([]chunkHash, 0, len(held)) // not nil: it decodes
-	for h := range held {
-		hs = append(hs, h)
-		s.refs[h]++
+func (s *PebbleStore) hold(id uint64, held map[chunkRef]bool) {
+	rs := make([]chunkRef, 0, len(held)) // not nil: it decodes
+	for r := range held {
+		rs = append(rs, r)
+		if s.refs[r]++; s.refs[r] == 1 {
+			s.perID[r.id]++
+		}
+		if at, ok := s.loc[r.h]; !ok || r.id > at {
+			s.loc[r.h] = r.id
+		}
 	}
-	s.mans[id] = hs
+	s.mans[id] = rs
 }
 
 func (s *PebbleStore) forget(id uint64) {
-	for _, h := range s.mans[id] {
-		if s.refs[h]--; s.refs[h] <= 0 {
-			delete(s.refs, h)
-			delete(s.bad, h)
+	for _, r := range s.mans[id] {
+		if s.refs[r]--; s.refs[r] > 0 {
+			continue
+		}
+		delete(s.refs, r)
+		if s.perID[r.id]--; s.perID[r.id] <= 0 {
+			delete(s.perID, r.id)
+		}
+		if s.loc[r.h] == r.id {
+			delete(s.loc, r.h)
+			delete(s.bad, r.h)
 		}
 	}
 	delete(s.mans, id)
@@ -331,8 +358,9 @@ func (s *PebbleStore) forget(id uint64) {
 // ids lists the manifests present, oldest first.
 func (s *PebbleStore) ids() []uint64 { return slices.Sorted(maps.Keys(s.mans)) }
 
-func chunkKey(h chunkHash) []byte { return append([]byte("c/"), h[:]...) }
-func manKey(id uint64) []byte     { return binary.BigEndian.AppendUint64([]byte("m/"), id) }
+func chunkKey(r chunkRef) []byte { return append(idPrefix(r.id), r.h[:]...) }
+func idPrefix(id uint64) []byte  { return binary.BigEndian.AppendUint64([]byte("c/"), id) }
+func manKey(id uint64) []byte    { return binary.BigEndian.AppendUint64([]byte("m/"), id) }
 
 // Write makes checkpoint c durable, storing only the chunks not present
 // yet, and drops the checkpoints beyond the Keep newest complete ones, in
@@ -349,7 +377,7 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 	m = binary.LittleEndian.AppendUint32(m, uint32(len(names)))
 	var fresh []chunk
 	var newBytes, total int64
-	held := map[chunkHash]bool{}
+	held := map[chunkRef]bool{}
 	for _, n := range names {
 		b := c.Parts[n]
 		if !validPartName(n) || len(n) > 0xffff {
@@ -364,12 +392,16 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 		k := 0
 		for rest := b; len(rest) > 0; k++ {
 			l := s.cut(rest)
-			h := sha256.Sum256(rest[:l])
-			m = append(m, h[:]...)
-			if !held[h] {
-				held[h] = true
-				if s.refs[h] == 0 || s.bad[h] {
-					fresh = append(fresh, chunk{h, rest[:l]})
+			r := chunkRef{id: c.ID, h: sha256.Sum256(rest[:l])}
+			if at, ok := s.loc[r.h]; ok && !s.bad[r.h] {
+				r.id = at // stored already
+			}
+			m = binary.LittleEndian.AppendUint64(m, r.id)
+			m = append(m, r.h[:]...)
+			if !held[r] {
+				held[r] = true
+				if r.id == c.ID {
+					fresh = append(fresh, chunk{r, rest[:l]})
 					newBytes += int64(l)
 				}
 			}
@@ -386,13 +418,22 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 	// What goes with it: the checkpoints beyond the Keep newest, and the
 	// chunks no checkpoint left holds.
 	drop := s.dropped(c.ID)
-	delta := map[chunkHash]int{}
-	for h := range held {
-		delta[h]++
+	delta := map[chunkRef]int{}
+	for r := range held {
+		delta[r]++
 	}
 	for _, id := range append(drop, c.ID) {
-		for _, h := range s.mans[id] {
-			delta[h]--
+		for _, r := range s.mans[id] {
+			delta[r]--
+		}
+	}
+	// The chunks no checkpoint will hold, by the id they are under: an id
+	// losing all its chunks goes as one range (Pebble then drops its table
+	// without reading it), the others one by one.
+	dead := map[uint64][]chunkRef{}
+	for r, d := range delta {
+		if d < 0 && s.refs[r]+d <= 0 {
+			dead[r.id] = append(dead[r.id], r)
 		}
 	}
 	if err := s.checkRoom(int(newBytes) + len(fresh)*48 + len(m)); err != nil {
@@ -408,15 +449,19 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
 	}
 	// An unindexed batch's Set and Delete return no errors.
-	batch := s.db.NewBatchWithSize(len(m) + len(drop)*16 + len(delta)*40 + 64)
+	batch := s.db.NewBatchWithSize(len(m) + len(drop)*16 + len(delta)*48 + 64)
 	defer batch.Close()
 	_ = batch.Set(manKey(c.ID), m, nil)
 	for _, id := range drop {
 		_ = batch.Delete(manKey(id), nil)
 	}
-	for h, d := range delta {
-		if d < 0 && s.refs[h]+d <= 0 {
-			_ = batch.Delete(chunkKey(h), nil)
+	for id, rs := range dead {
+		if len(rs) == s.perID[id] && id != c.ID {
+			_ = batch.DeleteRange(idPrefix(id), idPrefix(id+1), nil)
+			continue
+		}
+		for _, r := range rs {
+			_ = batch.Delete(chunkKey(r), nil)
 		}
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
@@ -427,7 +472,7 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 	}
 	s.hold(c.ID, held)
 	for _, ch := range fresh {
-		delete(s.bad, ch.h)
+		delete(s.bad, ch.r.h)
 	}
 	s.newBytes, s.totalBytes = newBytes, total
 	return nil
@@ -540,25 +585,25 @@ func (s *PebbleStore) read(id uint64) (*Checkpoint, error) {
 	c := &Checkpoint{ID: id, Meta: m.meta, Parts: make(map[string][]byte, len(m.parts))}
 	for _, p := range m.parts {
 		b := make([]byte, 0, min(p.size, 1<<30))
-		for _, h := range p.chunks {
-			err := s.get(chunkKey(h), func(v []byte) error {
+		for _, r := range p.chunks {
+			err := s.get(chunkKey(r), func(v []byte) error {
 				n := len(v) - 4
 				if n < 0 || crc32c(v[:n]) != binary.LittleEndian.Uint32(v[n:]) {
 					return errors.New("its checksum does not match")
 				}
-				if sha256.Sum256(v[:n]) != h {
+				if sha256.Sum256(v[:n]) != r.h {
 					return errors.New("its hash does not match")
 				}
 				b = append(b, v[:n]...)
 				return nil
 			})
 			if errors.Is(err, pebble.ErrNotFound) {
-				s.bad[h] = true
-				return nil, fmt.Errorf("part %s: chunk %x missing", p.name, h)
+				s.bad[r.h] = true
+				return nil, fmt.Errorf("part %s: chunk %x missing", p.name, r.h)
 			}
 			if err != nil {
-				s.bad[h] = true
-				return nil, fmt.Errorf("part %s: chunk %x is corrupt: %w", p.name, h, err)
+				s.bad[r.h] = true
+				return nil, fmt.Errorf("part %s: chunk %x is corrupt: %w", p.name, r.h, err)
 			}
 		}
 		if uint64(len(b)) != p.size || crc32c(b) != p.crc {
@@ -598,13 +643,13 @@ type pebblePart struct {
 	name   string
 	size   uint64
 	crc    uint32
-	chunks []chunkHash
+	chunks []chunkRef
 }
 
 type pebbleManifest struct {
 	meta  []byte
 	parts []pebblePart
-	held  map[chunkHash]bool // the distinct chunks
+	held  map[chunkRef]bool // the distinct chunks
 }
 
 // decodeManifest checks and decodes manifest b of checkpoint id; the
@@ -623,7 +668,7 @@ func decodeManifest(id uint64, b []byte) (*pebbleManifest, error) {
 	if got := binary.LittleEndian.Uint64(b[6:]); got != id {
 		return nil, fmt.Errorf("the manifest is of checkpoint %d", got)
 	}
-	rest, short, le := body[14:], false, binary.LittleEndian
+	rest, short, later, le := body[14:], false, false, binary.LittleEndian
 	take := func(n int) []byte { // the next n bytes (zeros once cut short)
 		if short = short || n > len(rest); short {
 			return make([]byte, min(n, 32))
@@ -632,17 +677,22 @@ func decodeManifest(id uint64, b []byte) (*pebbleManifest, error) {
 		rest = rest[n:]
 		return v
 	}
-	m := &pebbleManifest{meta: take(int(le.Uint32(take(4)))), held: map[chunkHash]bool{}}
+	m := &pebbleManifest{meta: take(int(le.Uint32(take(4)))), held: map[chunkRef]bool{}}
 	for n := le.Uint32(take(4)); n > 0 && !short; n-- {
 		p := pebblePart{name: string(take(int(le.Uint16(take(2))))), size: le.Uint64(take(8)), crc: le.Uint32(take(4))}
 		for k := int(le.Uint32(take(4))); k > 0 && !short; k-- {
-			p.chunks = append(p.chunks, chunkHash(take(sha256.Size)))
-			m.held[p.chunks[len(p.chunks)-1]] = true
+			r := chunkRef{id: le.Uint64(take(8)), h: chunkHash(take(sha256.Size))}
+			later = later || r.id > id
+			p.chunks = append(p.chunks, r)
+			m.held[r] = true
 		}
 		m.parts = append(m.parts, p)
 	}
 	if short {
 		return nil, errors.New("the manifest is cut short")
+	}
+	if later {
+		return nil, errors.New("the manifest names chunks of a later checkpoint")
 	}
 	if len(rest) != 0 {
 		return nil, errors.New("the manifest has bytes after its parts")
