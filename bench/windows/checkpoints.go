@@ -70,6 +70,36 @@ func init() {
 				return m, err
 			}})
 		}
+		// Keyed state in Wasm over 1 M keys: the state step's snapshot is
+		// encoded by the worker itself (no copy-then-encode), so this
+		// shows its pause.
+		for _, ck := range []bool{false, true} {
+			name := "wsp Wasm keyed state, 1 M keys, no checkpoints"
+			if ck {
+				name = "wsp Wasm keyed state, 1 M keys, checkpoints every 1 s, pebble backend"
+			}
+			if !want(name) {
+				continue
+			}
+			cs = append(cs, &benchCase{name: name, workers: 1, n: n, run: func() (measured, error) {
+				dir := ""
+				if ck {
+					d, err := os.MkdirTemp("", "wsp-bench-state")
+					if err != nil {
+						return measured{}, err
+					}
+					defer os.RemoveAll(d)
+					dir = d
+				}
+				m, sum, err := runYAML(wasmState(), n, bigKeys, dir, wsp.BackendPebble, 0)
+				if err == nil && sum.Checkpoints != nil {
+					c := sum.Checkpoints
+					fmt.Fprintf(os.Stderr, "keyed state: checkpoints: %d completed, %d failed, longest pause %.1f ms, last %.1f ms barrier to durable, %.0f MB checkpointed\n",
+						c.Completed, c.Failed, c.MaxPauseMs, c.LastDurationMs, float64(c.CheckpointedBytes)/1e6)
+				}
+				return m, err
+			}})
+		}
 		return cs
 	}
 }
@@ -77,7 +107,12 @@ func init() {
 // runCheckpointed runs the big window, with checkpoints into stateDir when
 // set, stopping after stopAt records when > 0.
 func runCheckpointed(n, keys int, stateDir, backend string, stopAt int) (measured, wsp.Summary, error) {
-	p, err := wsp.Parse([]byte(bigWindow), ".")
+	return runYAML(bigWindow, n, keys, stateDir, backend, stopAt)
+}
+
+// runYAML runs pipeline yaml as runCheckpointed runs the big window.
+func runYAML(yaml string, n, keys int, stateDir, backend string, stopAt int) (measured, wsp.Summary, error) {
+	p, err := wsp.Parse([]byte(yaml), ".")
 	if err != nil {
 		return measured{}, wsp.Summary{}, err
 	}

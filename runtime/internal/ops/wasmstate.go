@@ -92,6 +92,8 @@ type stateWorker struct {
 	s         *StateStep
 	in        *plugin.Instance
 	keys      map[string]*keyState
+	order     []*keyState // the keys in the order they came, nil where one left (snapshots walk it)
+	holes     int         // nil entries of order
 	ev, proc  timerQueue
 	lastSweep int64
 
@@ -111,6 +113,8 @@ type keyState struct {
 	list   []stateEntry
 	timers int   // live timers of the key
 	slot   int32 // its slot in the running call, -1 otherwise
+	pos    int   // its index in stateWorker.order
+	ttl    bool  // an entry with an expiry time was set (expire has work)
 }
 
 type stateEntry struct {
@@ -122,6 +126,9 @@ func live(exp, now int64) bool { return exp == 0 || exp > now }
 
 // expire drops what expired by now.
 func (k *keyState) expire(now int64) {
+	if !k.ttl {
+		return
+	}
 	if k.hasVal && !live(k.valExp, now) {
 		k.val, k.hasVal, k.valExp = nil, false, 0
 	}
@@ -147,8 +154,39 @@ func (w *stateWorker) state(key []byte) *keyState {
 		return k
 	}
 	k := &keyState{key: string(key), slot: -1}
-	w.keys[k.key] = k
+	w.add(k)
 	return k
+}
+
+// add puts k in the worker's keys (replacing one of its key in place).
+func (w *stateWorker) add(k *keyState) {
+	if old := w.keys[k.key]; old != nil {
+		k.pos = old.pos
+		w.order[k.pos] = k
+	} else {
+		k.pos = len(w.order)
+		w.order = append(w.order, k)
+	}
+	w.keys[k.key] = k
+}
+
+// drop removes k from the worker's keys; the order is compacted when it is
+// mostly holes.
+func (w *stateWorker) drop(k *keyState) {
+	delete(w.keys, k.key)
+	w.order[k.pos] = nil
+	if w.holes++; w.holes > 1024 && w.holes > len(w.order)/2 {
+		n := 0
+		for _, x := range w.order {
+			if x != nil {
+				x.pos = n
+				w.order[n] = x
+				n++
+			}
+		}
+		clear(w.order[n:])
+		w.order, w.holes = w.order[:n], 0
+	}
 }
 
 // stage encodes the state section for the keys of recs (one slot per
@@ -202,7 +240,7 @@ func (w *stateWorker) unstage() {
 	for _, k := range w.batch {
 		k.slot = -1
 		if k.empty() {
-			delete(w.keys, k.key)
+			w.drop(k)
 		}
 	}
 	w.batch = w.batch[:0]
@@ -219,6 +257,7 @@ func (w *stateWorker) apply(ups []plugin.StateUpdate, keyOf func(i int) *keyStat
 			if exp < now { // past the int64 range: never, in effect
 				exp = math.MaxInt64
 			}
+			k.ttl = true
 		}
 		switch u.Op {
 		case hostabi.OpValueSet:
@@ -351,10 +390,10 @@ func (w *stateWorker) maybeSweep(now int64) {
 		return
 	}
 	w.lastSweep = now
-	for key, k := range w.keys {
+	for _, k := range w.keys {
 		k.expire(now)
 		if k.empty() && k.slot < 0 {
-			delete(w.keys, key)
+			w.drop(k)
 		}
 	}
 }
