@@ -29,16 +29,18 @@ func (w *stateWorker) Snapshot(dst []byte) ([]byte, error) {
 	// was most of the pause), which stays the same from one checkpoint to
 	// the next, so the unchanged runs of keys make the same bytes (and the
 	// same chunks for the Pebble backend).
-	n := 0
+	n, size := 0, 0
 	for _, k := range w.order {
 		if k != nil {
 			k.expire(now)
 			if k.hasVal || len(k.m) > 0 || len(k.list) > 0 {
 				n++
+				size += len(k.key) + len(k.val) + 16 + 24*(len(k.m)+len(k.list))
 			}
 		}
 	}
 	e.Uvarint(uint64(n))
+	e.Grow(size)
 	for _, k := range w.order {
 		if k == nil || !k.hasVal && len(k.m) == 0 && len(k.list) == 0 {
 			continue
@@ -48,11 +50,13 @@ func (w *stateWorker) Snapshot(dst []byte) ([]byte, error) {
 		e.Bytes(k.val)
 		e.Varint(k.valExp)
 		e.Uvarint(uint64(len(k.m)))
-		for _, mk := range slices.Sorted(mapKeys(k.m)) {
-			me := k.m[mk]
-			e.Bytes([]byte(mk))
-			e.Bytes(me.v)
-			e.Varint(me.exp)
+		if len(k.m) > 0 { // (an iterator over an empty map still costs per key)
+			for _, mk := range slices.Sorted(mapKeys(k.m)) {
+				me := k.m[mk]
+				e.Bytes([]byte(mk))
+				e.Bytes(me.v)
+				e.Varint(me.exp)
+			}
 		}
 		e.Uvarint(uint64(len(k.list)))
 		for _, it := range k.list {

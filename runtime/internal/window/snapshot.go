@@ -482,6 +482,7 @@ func (x *Encoder) Float(v float64)  { x.e.float(v) }
 func (x *Encoder) Bytes(p []byte)   { x.e.bytes(p) }
 func (x *Encoder) Bool(v bool)      { x.e.bool(v) }
 func (x *Encoder) Raw(p []byte)     { x.e.b = append(x.e.b, p...) }
+func (x *Encoder) Grow(n int)       { x.e.b = slices.Grow(x.e.b, n) }
 func (x *Encoder) Result() []byte   { return x.e.b }
 
 // Decoder reads what an Encoder wrote.
