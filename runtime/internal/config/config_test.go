@@ -46,7 +46,7 @@ pipeline:
       memory_limit: 64MiB
       grants: { clock: true, env: [HOME] }
   - name: second
-    wasm: { module: /abs/q.wasm, timeout: none }
+    wasm: { module: /abs/q.wasm, timeout: none, watermark: { out_of_orderness: 2s, idle_timeout: 1m } }
     outputs:
       alerts: { stdout: {} }
 output:
@@ -66,7 +66,8 @@ output:
 		t.Errorf("step 1 = %+v %+v", s, s.Wasm)
 	}
 	s = p.Steps[1]
-	if s.Name != "second" || s.Wasm.Module != "/abs/q.wasm" || s.Wasm.Timeout != -1 || s.Outputs["alerts"] == nil {
+	if s.Name != "second" || s.Wasm.Module != "/abs/q.wasm" || s.Wasm.Timeout != -1 || s.Outputs["alerts"] == nil ||
+		s.Wasm.OutOfOrder != 2*time.Second || s.Wasm.IdleTimeout != time.Minute {
 		t.Errorf("step 2 = %+v %+v", s, s.Wasm)
 	}
 }
@@ -82,6 +83,7 @@ func TestParseErrors(t *testing.T) {
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, function: map}\n", `wasm.function "map"`},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, memory_limit: lots}\n", "wasm.memory_limit"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, bogus: 1}\n", "wasm.bogus: unknown field"},
+		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - wasm: {module: m, watermark: {lateness: 1s}}\n", "wasm.watermark.lateness: unknown field"},
 		{"input: {stdin: {}}\noutput: {stdout: {}}\npipeline:\n  - {name: a, wasm: {module: m}}\n  - {name: a, wasm: {module: m}}\n", `step name "a" already used on line 4`},
 		{"input: {file: {paths: [\"${WSP_SURELY_UNSET}\"]}}\noutput: {stdout: {}}\n", "WSP_SURELY_UNSET"},
 		{"pipeline:\n  - key: {field: id, max_ahead: 1h}\n", "line 2: key.max_ahead: only an event_time step has a plausible range"},
