@@ -65,6 +65,9 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 	if p := m.Ports(); len(p) > 0 {
 		fmt.Fprintf(stdout, "ports:     %s\n", strings.Join(p, ", "))
 	}
+	if m.Features()&hostabi.FeatureState != 0 {
+		fmt.Fprintf(stdout, "state:     layout version %d\n", m.StateVersion())
+	}
 	return exitOK
 }
 

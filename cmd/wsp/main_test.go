@@ -215,6 +215,10 @@ func TestInspect(t *testing.T) {
 		!strings.Contains(out, "wsp_process") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
+	code, out, stderr = runWSP(t, "plugin", "inspect", repoPath("plugins/testdata/wasm/go_stateops.wasm"))
+	if code != 0 || !strings.Contains(out, "features:  state, timers") || !strings.Contains(out, "state:     layout version 7") {
+		t.Fatalf("stateops: exit %d\n%s\n%s", code, out, stderr)
+	}
 	for _, bad := range []string{"not_wasm", "bad_version", "missing_abi"} {
 		code, _, stderr := runWSP(t, "plugin", "inspect", repoPath("plugins/testdata/wasm/"+bad+".wasm"))
 		if code != exitInspect || !strings.Contains(stderr, bad+".wasm") {
