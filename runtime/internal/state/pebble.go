@@ -77,6 +77,10 @@ const (
 
 type chunkHash = [sha256.Size]byte
 
+// failCommit makes the manifest's batch fail (tests: a failure after the
+// ingest, which a real disk gives only rarely).
+var failCommit bool
+
 // chunkRef is a stored chunk: its hash, under the id of the checkpoint
 // that stored it. Keys by id make each checkpoint's new chunks a key range
 // of their own, above all earlier ones, so their ingested table overlaps
@@ -270,6 +274,7 @@ func (s *PebbleStore) dropIngestFiles() {
 func (s *PebbleStore) load() error {
 	s.mans, s.refs = map[uint64][]chunkRef{}, map[chunkRef]int{}
 	s.loc, s.perID = map[chunkHash]uint64{}, map[uint64]int{}
+	undecoded := false
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
 		return err
@@ -287,12 +292,17 @@ func (s *PebbleStore) load() error {
 		s.mans[id] = nil
 		if err == nil {
 			s.hold(id, m.held)
+		} else {
+			undecoded = true
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return err
 	}
-	if s.readOnly {
+	if s.readOnly || undecoded {
+		// A manifest this wsp cannot read (corrupt, or of another
+		// layout) may hold chunks under keys of another shape: keep
+		// them all.
 		return nil
 	}
 	return s.dropOrphans()
@@ -464,7 +474,18 @@ func (s *PebbleStore) Write(c *Checkpoint) error {
 			_ = batch.Delete(chunkKey(r), nil)
 		}
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	var err error
+	if failCommit {
+		err = errors.New("commit failed (test)")
+	} else {
+		err = batch.Commit(pebble.Sync)
+	}
+	if err != nil {
+		if _, exists := s.mans[c.ID]; !exists && len(fresh) > 0 {
+			// The ingested chunks are under c.ID alone: drop them, or
+			// nothing would (ids go on from here).
+			_ = s.db.DeleteRange(idPrefix(c.ID), idPrefix(c.ID+1), pebble.Sync)
+		}
 		return fmt.Errorf("state: checkpoint %d: %w", c.ID, err)
 	}
 	for _, id := range append(drop, c.ID) {

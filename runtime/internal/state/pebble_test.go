@@ -710,12 +710,16 @@ func TestPebbleOrphanChunks(t *testing.T) {
 		t.Fatalf("%d chunks after reopening, want the %d checkpoint 1 holds", n, held)
 	}
 	latestIs(t, s, pckpt(1), 0)
-	// Chunks under the id of a manifest that does not decode, or below it,
-	// are kept (it may hold them).
-	if err := s.ingest(2, fresh); err != nil {
+	// Beside a manifest that does not decode (corrupt, or of another
+	// layout, whose chunks may be under keys of another shape), nothing is
+	// deleted, not even chunks above every id.
+	for i := range fresh {
+		fresh[i].r.id = 5
+	}
+	if err := s.ingest(5, fresh); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Set(manKey(9), []byte("WSPP not a manifest"), pebble.Sync); err != nil {
+	if err := s.db.Set(manKey(1), []byte("WSPP not a manifest"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	withOrphans := keys(t, s, "c/")
@@ -746,4 +750,33 @@ func TestPebbleDropsIngestFiles(t *testing.T) {
 		t.Fatalf("the leftover table file is still there: %v", err)
 	}
 	latestIs(t, s, pckpt(1), 0)
+}
+
+// TestPebbleFailedCommitDropsChunks: when the manifest's batch fails after
+// the chunks were ingested, those chunks are deleted at once (the next
+// checkpoint has another id, so nothing else would).
+func TestPebbleFailedCommitDropsChunks(t *testing.T) {
+	s := openPebble(t, t.TempDir(), PebbleOptions{ChunkTarget: 4 << 10})
+	mustWrite(t, s, pckpt(1))
+	held := keys(t, s, "c/")
+	failCommit = true
+	defer func() { failCommit = false }()
+	if err := s.Write(pckpt(2)); err == nil {
+		t.Fatal("the write succeeded")
+	}
+	failCommit = false
+	if n := keys(t, s, "c/"); n != held {
+		t.Fatalf("%d chunks after the failed write, %d before", n, held)
+	}
+	latestIs(t, s, pckpt(1), 0)
+	mustWrite(t, s, pckpt(3))
+	latestIs(t, s, pckpt(3), 0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openPebble(t, s.dir, PebbleOptions{ChunkTarget: 4 << 10})
+	latestIs(t, s, pckpt(3), 0)
+	if n := keys(t, s, "m/"); n != 2 {
+		t.Fatalf("%d manifests, want 2", n)
+	}
 }
