@@ -466,32 +466,7 @@ func (in *Instance) encodeAgg(dst []byte) uint64 {
 		p += 4
 		for ri := range recs {
 			r := &recs[ri]
-			var flags uint8
-			if r.Flags&record.HasTime != 0 {
-				flags |= hostabi.FlagHasTime
-			}
-			if r.Flags&record.HasKey != 0 {
-				flags |= hostabi.FlagHasKey
-			}
-			metaLen := 0
-			for _, kv := range r.Meta {
-				metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
-			}
-			var fsec []byte
-			if in.m.extractor != nil {
-				start := 0
-				if k > 0 {
-					start = in.fEnd[k-1]
-				}
-				fsec = in.fields[start:in.fEnd[k]]
-				if in.notJSON[k] {
-					flags |= hostabi.FlagNotJSON
-				}
-			}
-			var t int64
-			if r.Flags&record.HasTime != 0 {
-				t = r.Time
-			}
+			flags, t, metaLen, fsec := in.parts(r, k)
 			p = putRecord(dst, p, ri, r, flags, t, metaLen, fsec)
 			k++
 		}
@@ -532,35 +507,11 @@ func (in *Instance) encodeFixed(dst []byte) uint64 {
 	p += copy(dst[p:], c.accs)
 	switch c.op {
 	case hostabi.AggAdd:
-		fields := in.m.extractor != nil
 		start := 0
 		for g, e := range c.ends {
 			for k := start; k < e; k++ {
 				r := &c.recs[k]
-				var flags uint8
-				var t int64
-				if r.Flags&record.HasTime != 0 {
-					flags |= hostabi.FlagHasTime
-					t = r.Time
-				}
-				if r.Flags&record.HasKey != 0 {
-					flags |= hostabi.FlagHasKey
-				}
-				metaLen := 0
-				for _, kv := range r.Meta {
-					metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
-				}
-				var fsec []byte
-				if fields {
-					fs := 0
-					if k > 0 {
-						fs = in.fEnd[k-1]
-					}
-					fsec = in.fields[fs:in.fEnd[k]]
-					if in.notJSON[k] {
-						flags |= hostabi.FlagNotJSON
-					}
-				}
+				flags, t, metaLen, fsec := in.parts(r, k)
 				p = putRecord(dst, p, g, r, flags, t, metaLen, fsec)
 			}
 			start = e

@@ -482,39 +482,15 @@ func (in *Instance) encode(dst []byte) uint64 {
 	if in.knownSize != 0 && uint64(len(dst)) < in.knownSize {
 		return in.knownSize // asked again with a buffer still too small (or a tick)
 	}
-	fields := in.m.extractor != nil
 	if len(dst) < hostabi.BatchHeaderSize {
 		return in.size(0, hostabi.BatchHeaderSize)
 	}
 	hostabi.PutBatchHeader(dst, uint32(len(b.Records)))
 	p := hostabi.BatchHeaderSize
-	fstart := 0
 	for i := range b.Records {
 		r := &b.Records[i]
 		kl, vl := len(r.Key), len(r.Value)
-		var flags uint8
-		var t int64
-		if r.Flags&record.HasTime != 0 {
-			flags |= hostabi.FlagHasTime
-			t = r.Time
-		}
-		if r.Flags&record.HasKey != 0 {
-			flags |= hostabi.FlagHasKey
-		}
-		metaLen := 0
-		if len(r.Meta) > 0 {
-			for _, kv := range r.Meta {
-				metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
-			}
-		}
-		var fsec []byte
-		if fields {
-			fsec = in.fields[fstart:in.fEnd[i]]
-			fstart = in.fEnd[i]
-			if in.notJSON[i] {
-				flags |= hostabi.FlagNotJSON
-			}
-		}
+		flags, t, metaLen, fsec := in.parts(r, i)
 		end := p + hostabi.RecordHeaderSize + kl + vl + metaLen + len(fsec)
 		if end > len(dst) {
 			return in.size(i, uint64(p))
@@ -533,6 +509,33 @@ func (in *Instance) encode(dst []byte) uint64 {
 		p += copy(dst[p:], in.stateSec)
 	}
 	return uint64(p)
+}
+
+// parts works out what putRecord writes of r, the k-th staged record (of
+// the batch, or of an aggregate call's records): its header flags, event
+// time, meta size and fields section.
+func (in *Instance) parts(r *record.Record, k int) (flags uint8, t int64, metaLen int, fsec []byte) {
+	if r.Flags&record.HasTime != 0 {
+		flags |= hostabi.FlagHasTime
+		t = r.Time
+	}
+	if r.Flags&record.HasKey != 0 {
+		flags |= hostabi.FlagHasKey
+	}
+	for _, kv := range r.Meta {
+		metaLen += hostabi.MetaEntrySize(kv.Key, kv.Value)
+	}
+	if in.m.extractor != nil {
+		start := 0
+		if k > 0 {
+			start = in.fEnd[k-1]
+		}
+		fsec = in.fields[start:in.fEnd[k]]
+		if in.notJSON[k] {
+			flags |= hostabi.FlagNotJSON
+		}
+	}
+	return flags, t, metaLen, fsec
 }
 
 // putRecord writes input record r (number i in its batch) at dst[p:],
