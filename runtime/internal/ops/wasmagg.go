@@ -156,7 +156,7 @@ func (a *wasmAgg) merge(dst, src *window.AccBox) {
 		var err error
 		if a.size > 0 {
 			if len(dst.Acc) == 0 {
-				dst.Acc = append(dst.Acc, a.zero...)
+				dst.Acc = append(dst.Acc, a.fixedAcc(nil)...) // merged into in place
 			}
 			err = a.in.MergeFixed(ctx, dst.Acc, src.Acc, nil)
 		} else {
@@ -236,12 +236,18 @@ func (a *wasmAgg) add(ctx context.Context) {
 	clear(a.grouped)
 }
 
+// fixedAcc is acc as a fixed-size module takes it: a window's empty
+// accumulator (none yet) is S zero bytes.
+func (a *wasmAgg) fixedAcc(acc []byte) []byte {
+	if len(acc) == 0 {
+		return a.zero
+	}
+	return acc
+}
+
 func (a *wasmAgg) stage(acc []byte) {
 	if a.size > 0 {
-		if len(acc) == 0 {
-			acc = a.zero
-		}
-		a.accs = append(a.accs, acc...)
+		a.accs = append(a.accs, a.fixedAcc(acc)...)
 	} else {
 		a.vaccs = append(a.vaccs, acc)
 	}
@@ -332,10 +338,7 @@ func (a *wasmAgg) finish(ctx context.Context) {
 		}
 		a.finIdx = append(a.finIdx, i)
 		if a.size > 0 {
-			if len(acc) == 0 {
-				acc = a.zero
-			}
-			a.fin = append(a.fin, acc...)
+			a.fin = append(a.fin, a.fixedAcc(acc)...)
 		} else {
 			a.vfin = append(a.vfin, acc)
 		}
