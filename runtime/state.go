@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -189,9 +188,5 @@ func Savepoint(stateDir, dir string) (uint64, error) {
 		return 0, err
 	}
 	defer sb.Close()
-	id, err := sb.SaveLatest(dir)
-	if errors.Is(err, os.ErrExist) {
-		return 0, fmt.Errorf("savepoint %s exists already", dir)
-	}
-	return id, err
+	return sb.SaveLatest(dir)
 }

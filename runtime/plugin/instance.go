@@ -109,6 +109,7 @@ type Instance struct {
 	mod     api.Module // nil after a fault, until re-instantiated
 	fn      api.Function
 	timerFn api.Function                        // wsp_on_timer, with FeatureTimers
+	feats   hostabi.Feature                     // the module's features (Module.Features, without its lock)
 	aggFns  [hostabi.AggFinish + 1]api.Function // with Function Aggregate, by op
 	ctx     context.Context                     // carries the instance to host functions; cancelled on time-out
 	cancel  context.CancelFunc
@@ -247,6 +248,7 @@ func (in *Instance) instantiate(ctx context.Context) error {
 	if err := m.checkABI(in.stack[0]); err != nil {
 		return fail(hostabi.ExportABI, err)
 	}
+	in.feats = hostabi.Feature(in.stack[0] >> 32) // read per call: no lock then
 	in.declFields, in.declPorts, in.declAccSize = nil, nil, 0
 	in.declResults, in.declErr, in.declStateVersion = nil, nil, nil
 	if f := mod.ExportedFunction(hostabi.ExportInit); f != nil {
@@ -367,7 +369,7 @@ func (in *Instance) Close(ctx context.Context) error {
 // records to the error output); the instance has already recovered, and the
 // next Call runs on a fresh instantiation if the fault required one.
 func (in *Instance) Call(ctx context.Context, b *record.Batch, res *Result) error {
-	if in.m.Features()&hostabi.FeatureState != 0 {
+	if in.feats&hostabi.FeatureState != 0 {
 		return &Error{Module: in.m.name, Export: in.m.opts.Function.Export(), Kind: Fault,
 			Err: errors.New("a module with keyed state runs as a keyed step (CallState)")}
 	}

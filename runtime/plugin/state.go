@@ -80,7 +80,7 @@ func hostStateVersion(ctx context.Context, mod api.Module, stack []uint64) {
 // addStateUpdate keeps a KindState entry of the running call.
 func (in *Instance) addStateUpdate(o *hostabi.OutputRecord) {
 	op := hostabi.StateOp(o.Port)
-	if op.Timer() && in.m.Features()&hostabi.FeatureTimers == 0 {
+	if op.Timer() && in.feats&hostabi.FeatureTimers == 0 {
 		in.abort("%s: %s from a module without the timers feature", hostabi.FuncBatchWrite, op)
 	}
 	res := in.res

@@ -241,7 +241,7 @@ func (in *brokerInput) Read(ctx context.Context) (*record.Batch, AckFunc, error)
 			// The others go on: an empty batch says that this child's
 			// partition has ended, so it stops holding the watermark back.
 			end := &record.Batch{Source: record.Source{Input: in.name, Partition: childPartition(it.child), PartitionEnd: true}}
-			return end, noAck, nil
+			return end, noopAck, nil
 		}
 		if it.err != nil {
 			return nil, nil, it.err

@@ -114,7 +114,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 	}
 	if end := in.pendingEnd; end != nil {
 		in.pendingEnd = nil
-		return end, noAck, nil
+		return end, noopAck, nil
 	}
 	for {
 		if in.cur == nil {
@@ -170,7 +170,7 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 			if cf.sent && !cf.endSent {
 				// The file ended on a batch boundary: an empty batch marks
 				// the end of its partition (watermarks).
-				return in.endBatch(cf), noAck, nil
+				return in.endBatch(cf), noopAck, nil
 			}
 			continue
 		}
@@ -188,9 +188,6 @@ func (in *fileInput) Read(ctx context.Context) (*record.Batch, AckFunc, error) {
 func (in *fileInput) endBatch(cf *inputFile) *record.Batch {
 	return &record.Batch{Source: record.Source{Input: in.name, Partition: cf.st.path, PartitionEnd: true}, Position: cf.pos(true)}
 }
-
-// noAck acknowledges a batch that holds no records.
-func noAck(context.Context, error) error { return nil }
 
 // endAfterFailure queues, for the next Read, the empty batch that ends the
 // partition of cf, given up on after a read error: its batches already

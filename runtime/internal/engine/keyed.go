@@ -278,8 +278,7 @@ func (e *engine) dispatchKeyed(j *job, b *record.Batch) []*record.Batch {
 	if len(bad) > 0 {
 		errs := &record.Batch{Source: b.Source}
 		for i, r := range bad {
-			line := errorLine(nil, b.Source, r, e.cfg.Keyed.Chain[0].Keyed.Name(), reasons[i])
-			errs.Records = append(errs.Records, record.Record{Value: line, Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+			errs.Records = append(errs.Records, failedRecord(b.Source, r, e.cfg.Keyed.Chain[0].Keyed.Name(), reasons[i]))
 		}
 		e.m.Steps[k.base].In.Add(int64(len(bad)))
 		e.m.Steps[k.base].Failed.Add(int64(len(bad)))
@@ -382,7 +381,7 @@ func (e *engine) flow(ctx context.Context, wi int, ws []chainWorker, from int, c
 			errs := &record.Batch{Source: cur.Source}
 			for ri := range cur.Records {
 				r := &cur.Records[ri]
-				errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, cur.Source, r, st.Name(), err.Error()), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+				errs.Records = append(errs.Records, failedRecord(cur.Source, r, st.Name(), err.Error()))
 			}
 			return append(dests, dest{out: 1, b: errs})
 		}
@@ -411,28 +410,35 @@ func (e *engine) ownKeys(wi, si int, name string, cur *record.Batch, dests []des
 		}
 		return ""
 	}
-	n := 0
+	first := -1
 	for i := range cur.Records {
 		if bad(&cur.Records[i]) != "" {
-			n++
+			first = i
+			break
 		}
 	}
-	if n == 0 {
-		return cur, dests
+	if first < 0 {
+		return cur, dests // the common case: one pass, nothing copied
 	}
-	keep := &record.Batch{Source: cur.Source, Records: make([]record.Record, 0, cur.Len()-n)}
+	keep := &record.Batch{Source: cur.Source, Records: append(make([]record.Record, 0, cur.Len()), cur.Records[:first]...)}
 	errs := &record.Batch{Source: cur.Source}
-	for i := range cur.Records {
+	for i := first; i < len(cur.Records); i++ {
 		r := &cur.Records[i]
 		if why := bad(r); why != "" {
-			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, cur.Source, r, name, why), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+			errs.Records = append(errs.Records, failedRecord(cur.Source, r, name, why))
 			continue
 		}
 		keep.Records = append(keep.Records, *r)
 	}
+	n := errs.Len()
 	e.m.Steps[si].In.Add(int64(n))
 	e.m.Steps[si].Failed.Add(int64(n))
 	return keep, append(dests, dest{out: 1, b: errs})
+}
+
+// failedRecord is the error-output record for r, which step failed.
+func failedRecord(src record.Source, r *record.Record, step, why string) record.Record {
+	return record.Record{Value: errorLine(nil, src, r, step, why), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags}
 }
 
 // keyedOutputs counts a keyed step's result and turns its failures
@@ -451,7 +457,7 @@ func (e *engine) keyedOutputs(si int, in *record.Batch, res *plugin.Result, dest
 		errs := &record.Batch{Source: failing.Source}
 		for _, f := range res.Failed {
 			r := &failing.Records[f.Index]
-			errs.Records = append(errs.Records, record.Record{Value: errorLine(nil, failing.Source, r, name, f.Reason), Pos: r.Pos, Key: r.Key, Time: r.Time, Flags: r.Flags})
+			errs.Records = append(errs.Records, failedRecord(failing.Source, r, name, f.Reason))
 		}
 		dests = append(dests, dest{out: 1, b: errs})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -67,9 +68,6 @@ type StateStep struct {
 
 func (s *StateStep) Name() string    { return s.StepName }
 func (s *StateStep) Ports() []string { return s.Module.Ports() }
-
-// Timers reports whether the module registers timers.
-func (s *StateStep) Timers() bool { return s.Module.Features()&hostabi.FeatureTimers != 0 }
 
 func (s *StateStep) now() int64 {
 	if s.Now == nil {
@@ -142,9 +140,11 @@ func (k *keyState) expire(now int64) {
 	}
 }
 
-func (k *keyState) empty() bool {
-	return !k.hasVal && len(k.m) == 0 && len(k.list) == 0 && k.timers == 0
-}
+// hasData reports whether k holds a value, map entries or list items.
+func (k *keyState) hasData() bool { return k.hasVal || len(k.m) > 0 || len(k.list) > 0 }
+
+// empty reports whether k holds nothing at all (no data, no timers).
+func (k *keyState) empty() bool { return !k.hasData() && k.timers == 0 }
 
 func (w *stateWorker) Close(ctx context.Context) error { return w.in.Close(ctx) }
 
@@ -213,7 +213,7 @@ func (w *stateWorker) encodeKey(k *keyState) {
 	w.sec.Key([]byte(k.key), k.val, k.hasVal)
 	w.sec.Count(len(k.m))
 	if len(k.m) > 0 {
-		for _, mk := range slices.Sorted(mapKeys(k.m)) {
+		for _, mk := range slices.Sorted(maps.Keys(k.m)) {
 			w.sec.Bytes([]byte(mk))
 			w.sec.Bytes(k.m[mk].v)
 		}
@@ -221,16 +221,6 @@ func (w *stateWorker) encodeKey(k *keyState) {
 	w.sec.Count(len(k.list))
 	for _, e := range k.list {
 		w.sec.Bytes(e.v)
-	}
-}
-
-func mapKeys(m map[string]stateEntry) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 

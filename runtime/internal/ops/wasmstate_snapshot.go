@@ -3,6 +3,7 @@ package ops
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/wsp-project/wsp/runtime/internal/window"
@@ -33,7 +34,7 @@ func (w *stateWorker) Snapshot(dst []byte) ([]byte, error) {
 	for _, k := range w.order {
 		if k != nil {
 			k.expire(now)
-			if k.hasVal || len(k.m) > 0 || len(k.list) > 0 {
+			if k.hasData() {
 				n++
 				size += len(k.key) + len(k.val) + 16 + 24*(len(k.m)+len(k.list))
 			}
@@ -42,7 +43,7 @@ func (w *stateWorker) Snapshot(dst []byte) ([]byte, error) {
 	e.Uvarint(uint64(n))
 	e.Grow(size)
 	for _, k := range w.order {
-		if k == nil || !k.hasVal && len(k.m) == 0 && len(k.list) == 0 {
+		if k == nil || !k.hasData() {
 			continue
 		}
 		e.Bytes([]byte(k.key))
@@ -51,7 +52,7 @@ func (w *stateWorker) Snapshot(dst []byte) ([]byte, error) {
 		e.Varint(k.valExp)
 		e.Uvarint(uint64(len(k.m)))
 		if len(k.m) > 0 { // (an iterator over an empty map still costs per key)
-			for _, mk := range slices.Sorted(mapKeys(k.m)) {
+			for _, mk := range slices.Sorted(maps.Keys(k.m)) {
 				me := k.m[mk]
 				e.Bytes([]byte(mk))
 				e.Bytes(me.v)
