@@ -406,6 +406,12 @@ func (f *failingFS) MkdirAll(p string) error { // once per checkpoint
 	return f.OSFS.MkdirAll(p)
 }
 
+func (f *failingFS) attempts() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tries
+}
+
 func (f *failingFS) Create(p string) (state.File, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -425,10 +431,22 @@ func TestCheckpointFullDisk(t *testing.T) {
 	}
 	ref, _ := runCkpt(t, lines, mk, 2, nil, nil)
 	fs := &failingFS{fail: 4}
-	got, m := runCkpt(t, lines, mk, 2, &engine.Checkpoints{Store: &state.Store{Dir: t.TempDir(), FS: fs}, Interval: 4 * time.Millisecond}, nil)
+	// Every 15 batches the input waits until one more checkpoint has been
+	// tried, so all the failing ones come before the end on any machine
+	// (how many a run would take unpaced depends on how fast it writes).
+	reads := 0
+	pace := func(advance func()) {
+		if reads++; reads%15 == 0 && reads/15 <= fs.fail+1 {
+			for deadline := time.Now().Add(10 * time.Second); fs.attempts() < reads/15 && time.Now().Before(deadline); {
+				advance()
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}
+	got, m := runCkpt(t, lines, mk, 2, &engine.Checkpoints{Store: &state.Store{Dir: t.TempDir(), FS: fs}, Interval: 4 * time.Millisecond}, pace)
 	checkExactlyOnce(t, ref, got)
 	c := m.Snapshot().Checkpoints
-	if c == nil || c.Failed < 3 || c.Completed < 1 {
+	if c == nil || c.Failed < int64(fs.fail) || c.Completed < 1 {
 		t.Fatalf("checkpoints %+v: want some failed, then some completed", c)
 	}
 }
