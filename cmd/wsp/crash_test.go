@@ -130,30 +130,16 @@ func crashLoop(t *testing.T, bin, input, pipelineFile, results string, n, kills 
 	if out, err := run(refOut, "").CombinedOutput(); err != nil {
 		t.Fatalf("reference run: %v\n%s", err, out)
 	}
-	// A second run, with the module cache warm, times a whole run: kills
-	// fall between 30 % and 90 % of it.
-	start := time.Now()
-	if out, err := run(filepath.Join(dir, "timing"), filepath.Join(dir, "timing-state")).CombinedOutput(); err != nil {
-		t.Fatalf("timing run: %v\n%s", err, out)
-	}
-	full := time.Since(start)
-	// And a run over one reading times the start-up, so that each run
-	// gets, on average, a kills-th of the work before its kill.
-	one := filepath.Join(dir, "one.jsonl")
-	if err := os.WriteFile(one, []byte(strings.SplitN(string(must(os.ReadFile(input))), "\n", 2)[0]+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start = time.Now()
-	oneRun := run(filepath.Join(dir, "one"), "")
-	oneRun.Env = append(oneRun.Env, "SENSORS_INPUT="+one)
-	if out, err := oneRun.CombinedOutput(); err != nil {
-		t.Fatalf("start-up run: %v\n%s", err, out)
-	}
-	startup := time.Since(start)
-	work := max(full-startup, full/4)
 	ref := readLines(t, filepath.Join(refOut, results))
 	if len(ref) < 100 {
 		t.Fatalf("only %d reference results", len(ref))
+	}
+	refSize := must(os.Stat(filepath.Join(refOut, results))).Size()
+	size := func(p string) int64 {
+		if fi, err := os.Stat(p); err == nil {
+			return fi.Size()
+		}
+		return 0
 	}
 	// Crash and restart.
 	out, stateDir := filepath.Join(dir, "crash"), filepath.Join(dir, "state")
@@ -168,8 +154,22 @@ func crashLoop(t *testing.T, bin, input, pipelineFile, results string, n, kills 
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		// A random point of the run (not a timing assertion: any point
-		// must do).
+		// A random point of the run, by its progress (the results it has
+		// written), not by the clock: each run gets, on average, a
+		// (kills+1)-th of the results before its stop, whatever the speed.
+		target := size(filepath.Join(out, results)) + 1 + int64(rng.Float64()*2*float64(refSize)/float64(kills+1))
+		progressed := make(chan struct{}, 1)
+		stopPoll := make(chan struct{}, 1)
+		go func() {
+			for size(filepath.Join(out, results)) < target {
+				select {
+				case <-stopPoll:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+			progressed <- struct{}{}
+		}()
 		select {
 		case err := <-done:
 			if err != nil {
@@ -177,7 +177,7 @@ func crashLoop(t *testing.T, bin, input, pipelineFile, results string, n, kills 
 			}
 			t.Logf("run %d finished before its kill", runs+1)
 			runs = kills // nothing left to interrupt
-		case <-time.After(startup + time.Duration(rng.Float64()*2*float64(work)/float64(kills+1))):
+		case <-progressed:
 			if runs == 0 {
 				// The first stop is polite: SIGTERM drains, takes a last
 				// checkpoint and exits 0.
@@ -192,6 +192,7 @@ func crashLoop(t *testing.T, bin, input, pipelineFile, results string, n, kills 
 			<-done
 			killed++
 		}
+		stopPoll <- struct{}{}
 		restores += strings.Count(stderr.String(), "restored checkpoint")
 	}
 	final := run(out, stateDir)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 )
 
 // Exit codes.
@@ -24,6 +25,14 @@ const (
 )
 
 func main() {
+	// Go cannot preempt a Wasm guest's compiled code: while a guest runs it
+	// holds its processor. With one processor (a one-CPU machine or
+	// container limit) a long guest call would stall the inputs, outputs,
+	// checkpoints and the garbage collector until it returned or hit its
+	// time limit; a second one lets them go on (the OS shares the CPU).
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -116,6 +116,9 @@ func TestGoGuestTimeout(t *testing.T) {
 	defer in.Close(context.Background())
 	b := batchOf(1)
 	b.Records[0].Value = []byte("forever")
+	// The collector needs a processor of its own while the guest holds one
+	// (wsp itself runs with at least two; see cmd/wsp).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	// Collect garbage all the while: a guest that never left native code
 	// would block the stop-the-world and freeze the process.
 	stopGC := make(chan struct{})

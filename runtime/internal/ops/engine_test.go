@@ -553,7 +553,7 @@ func (s *seqFilesInput) Read(ctx context.Context) (*record.Batch, connect.AckFun
 		s.next++
 		return b, func(context.Context, error) error { return nil }, nil
 	}
-	deadline := time.After(5 * time.Second) // a guard against a hang, not a measurement
+	deadline := time.After(30 * time.Second) // a guard against a hang, not a measurement
 	for {
 		s.out.mu.Lock()
 		ok := s.until(s.out.vals)
