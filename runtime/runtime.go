@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,9 +61,11 @@ type Options struct {
 	// FromSavepoint, when set (with a StateDir), is a savepoint folder (see
 	// Savepoint) to start from instead of the StateDir's newest checkpoint.
 	FromSavepoint string
-	// ResetState names steps whose restored keyed state is dropped when
-	// its layout version differs from the module's (instead of refusing to
-	// start). Default none.
+	// ResetState names keyed steps (windows, timeseries helpers, Wasm
+	// steps with keyed state) whose stored state is dropped at the start:
+	// they start empty. Needed to run a Wasm module whose state layout
+	// version differs from the stored one, or to leave behind the state of
+	// a step removed from the pipeline. It needs a StateDir. Default none.
 	ResetState []string
 	// BenthosConnectors runs every input and output through Benthos, even
 	// those wsp implements natively (file, stdin, stdout). Default false.
@@ -249,15 +250,16 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 			return engine.Config{}, err
 		}
 		r.closers = append(r.closers, func(context.Context) error { return release() })
-		cfg.Checkpoints = &engine.Checkpoints{Store: b, Interval: o.CheckpointInterval}
+		cfg.Checkpoints = &engine.Checkpoints{Store: b, Interval: o.CheckpointInterval, Reset: o.ResetState}
 		if o.FromSavepoint != "" {
 			cfg.Checkpoints.RestoreFrom = &state.Store{Dir: o.FromSavepoint}
 		}
 	} else if o.FromSavepoint != "" {
 		return engine.Config{}, errors.New("from-savepoint needs a state-dir (where the run's own checkpoints go)")
+	} else if len(o.ResetState) > 0 {
+		return engine.Config{}, errors.New("reset-state needs a state-dir (the state it drops is there)")
 	}
 	lastKey := ""
-	stateSteps := map[string]bool{}
 	for _, s := range c.Steps {
 		var st namedStep
 		var err error
@@ -313,10 +315,9 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 				lastKey = ""
 			}
 			if ws.m.Features()&hostabi.FeatureState != 0 {
-				ss := &ops.StateStep{StepName: s.Name, Module: ws.m, Reset: slices.Contains(o.ResetState, s.Name)}
+				ss := &ops.StateStep{StepName: s.Name, Module: ws.m}
 				err = r.addKeyed(&cfg, s, ss)
 				st = ss
-				stateSteps[s.Name] = true
 			}
 		}
 		// The plausible range of event times: a step of its own right after
@@ -364,11 +365,6 @@ func (r *run) build(ctx context.Context) (engine.Config, error) {
 		if rangeStep != nil {
 			appendStep(&cfg, rangeStep)
 			cfg.PortOutputs = append(cfg.PortOutputs, map[string]engine.Output{})
-		}
-	}
-	for _, n := range o.ResetState {
-		if !stateSteps[n] {
-			return cfg, fmt.Errorf("reset-state: the pipeline has no Wasm step named %q with keyed state", n)
 		}
 	}
 	if o.Input != nil {

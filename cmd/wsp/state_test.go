@@ -10,7 +10,8 @@ import (
 // TestStateLayoutVersion: state stored by a module of layout version 1 is
 // restored into a run of the same module, refused for a module of version
 // 2 (naming both versions and the way out), and dropped with
-// --reset-state; --reset-state naming no keyed-state step is refused.
+// --reset-state; --reset-state naming no keyed step (of the pipeline or
+// the checkpoint) is refused.
 func TestStateLayoutVersion(t *testing.T) {
 	dir := t.TempDir()
 	in, in2 := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "in2.jsonl")
@@ -58,7 +59,7 @@ func TestStateLayoutVersion(t *testing.T) {
 	if code == 0 || !strings.Contains(se, "layout version 1 and the module declares version 2") || !strings.Contains(se, "--reset-state count") {
 		t.Fatalf("version 2 over version 1's state: exit %d: %s", code, se)
 	}
-	if code, se := run("--reset-state", "nosuch", pipeline("countv2", in2, out3)); code == 0 || !strings.Contains(se, `no Wasm step named "nosuch"`) {
+	if code, se := run("--reset-state", "nosuch", pipeline("countv2", in2, out3)); code == 0 || !strings.Contains(se, `"nosuch" is a keyed step neither of the pipeline nor of checkpoint`) {
 		t.Fatalf("--reset-state nosuch: exit %d: %s", code, se)
 	}
 	if code, se := run("--reset-state", "count", pipeline("countv2", in3, out3)); code != 0 {

@@ -59,6 +59,12 @@ type Checkpoints struct {
 	// still go to Store. It must hold a checkpoint. Savepoints are in the
 	// files format whatever the backend.
 	RestoreFrom *state.Store
+	// Reset names keyed steps whose stored state is not restored: they
+	// start empty. It may also name a step that only the checkpoint has (a
+	// step removed from the pipeline), whose state is then left behind;
+	// without that, such state refuses the start. A name that is neither a
+	// keyed step of the pipeline nor of the checkpoint is an error.
+	Reset []string
 }
 
 // Snapshotter is a KeyedWorker whose state can be checkpointed. Snapshot is
@@ -137,8 +143,14 @@ func newCkpt(e *engine, cfg Checkpoints) (*ckpt, error) {
 		cfg.Now = time.Now
 	}
 	c := &ckpt{e: e, cfg: cfg, nextID: 1, pos: map[string][]byte{}, parts: make(chan ckptPart, 64), finished: make(chan error, 1)}
+	seen := map[string]bool{}
 	for i, cs := range e.cfg.Keyed.Chain {
 		if cs.Keyed != nil {
+			n := cs.Keyed.Name()
+			if seen[n] {
+				return nil, fmt.Errorf("engine: two keyed steps are named %q: checkpoints find a step's state by its name", n)
+			}
+			seen[n] = true
 			c.steps = append(c.steps, i)
 		}
 	}
@@ -303,11 +315,17 @@ func (c *ckpt) snapshot(worker int, ws []chainWorker) {
 	}
 }
 
-// The meta, format version 1: version | id | covered seq | keyed
+// The meta, format version 2: version | id | covered seq | keyed
 // watermark | workers | max parallelism | tracker (len | bytes) |
-// positions count | (partition (len | bytes) | position (len | bytes))*.
+// positions count | (partition (len | bytes) | position (len | bytes))* |
+// keyed steps count | (name (len | bytes) | chain index)*.
+//
+// A part is named by worker and chain index ("w1.s3"); the step list
+// maps a step's name to the index it had, so a restore finds each step's
+// state by name when steps were added, removed or moved. Format 1 (no
+// step list) is read too: its steps are matched by index.
 func (c *ckpt) meta(id, seq uint64, k *keyedStage) []byte {
-	b := binary.AppendUvarint(nil, 1)
+	b := binary.AppendUvarint(nil, 2)
 	b = binary.AppendUvarint(b, id)
 	b = binary.AppendUvarint(b, seq)
 	b = binary.AppendVarint(b, k.wm)
@@ -328,6 +346,13 @@ func (c *ckpt) meta(id, seq uint64, k *keyedStage) []byte {
 		b = binary.AppendUvarint(b, uint64(len(c.pos[n])))
 		b = append(b, c.pos[n]...)
 	}
+	b = binary.AppendUvarint(b, uint64(len(c.steps)))
+	for _, si := range c.steps {
+		n := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+		b = binary.AppendUvarint(b, uint64(len(n)))
+		b = append(b, n...)
+		b = binary.AppendUvarint(b, uint64(si))
+	}
 	return b
 }
 
@@ -338,6 +363,9 @@ type restoredMeta struct {
 	maxParallelism int
 	tracker        []byte
 	positions      map[string][]byte
+	// steps maps a keyed step's name to its chain index in the checkpoint
+	// (nil for format 1, whose steps match by index).
+	steps map[string]int
 }
 
 func decodeMeta(b []byte) (*restoredMeta, error) {
@@ -361,8 +389,9 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 		b = b[n:]
 		return p
 	}
-	if v := u(); v != 1 {
-		return nil, fmt.Errorf("checkpoint meta format version %d; this wsp reads version 1", v)
+	v := u()
+	if v != 1 && v != 2 {
+		return nil, fmt.Errorf("checkpoint meta format version %d; this wsp reads versions 1 and 2", v)
 	}
 	u() // id
 	u() // covered seq
@@ -377,6 +406,13 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 	for range u() {
 		name := chunk()
 		m.positions[string(name)] = chunk()
+	}
+	if v >= 2 {
+		m.steps = map[string]int{}
+		for range u() {
+			name := string(chunk())
+			m.steps[name] = int(u())
+		}
 	}
 	if b == nil || m.workers <= 0 || m.maxParallelism <= 0 {
 		return nil, bad
@@ -411,6 +447,11 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 		if c.cfg.RestoreFrom != nil {
 			return fmt.Errorf("no intact checkpoint in savepoint %s", c.cfg.RestoreFrom.Dir)
 		}
+		for _, n := range c.cfg.Reset {
+			if !slices.ContainsFunc(c.steps, func(si int) bool { return c.e.cfg.Keyed.Chain[si].Keyed.Name() == n }) {
+				return fmt.Errorf("reset-state: %q is not a keyed step of the pipeline, and there is no checkpoint", n)
+			}
+		}
 		return nil
 	}
 	m, err := decodeMeta(cp.Meta)
@@ -425,23 +466,32 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
 	}
 	k.wm = m.wm
+	oldIndex, err := c.stepMap(cp.ID, m)
+	if err != nil {
+		return err
+	}
 	workers := len(chains)
 	for wi, ws := range chains {
 		keep := func(key []byte) bool {
 			return window.WorkerOf(window.KeyGroup(key, m.maxParallelism), m.maxParallelism, workers) == wi
 		}
 		for _, si := range c.steps {
+			old, ok := oldIndex[si]
+			if !ok {
+				continue // a new step, or one told to start empty
+			}
+			name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
 			s, ok := ws[si].kw.(Snapshotter)
 			if !ok {
-				return fmt.Errorf("step %s: its state cannot be restored", c.e.cfg.Keyed.Chain[si].named().Name())
+				return fmt.Errorf("step %s: its state cannot be restored", name)
 			}
-			for old := range m.workers {
-				part, ok := cp.Parts[partName(old, si)]
+			for ow := range m.workers {
+				part, ok := cp.Parts[partName(ow, old)]
 				if !ok {
-					return fmt.Errorf("checkpoint %d has no state for step %d of worker %d: it was taken with another pipeline", cp.ID, si, old)
+					return fmt.Errorf("checkpoint %d has no state for step %s of worker %d: it was taken with another pipeline", cp.ID, name, ow)
 				}
 				if err := s.Restore(part, keep); err != nil {
-					return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+					return fmt.Errorf("checkpoint %d: step %s: %w", cp.ID, name, err)
 				}
 			}
 		}
@@ -464,6 +514,58 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", workers,
 		"partitions", strings.Join(slices.Sorted(maps.Keys(m.positions)), ","))
 	return nil
+}
+
+// stepMap says, for each keyed step of the pipeline (by chain index) that
+// restores state, the chain index its state has in checkpoint id. Steps are
+// matched by name (format 2) or by index (format 1). A step the checkpoint
+// lacks starts empty, and so does one named in Reset; state of a step the
+// pipeline no longer has refuses the start unless Reset names it.
+func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
+	known := map[string]bool{}
+	for _, si := range c.steps {
+		known[c.e.cfg.Keyed.Chain[si].Keyed.Name()] = true
+	}
+	for name := range m.steps {
+		known[name] = true
+	}
+	reset := map[string]bool{}
+	for _, n := range c.cfg.Reset {
+		if !known[n] {
+			return nil, fmt.Errorf("reset-state: %q is a keyed step neither of the pipeline nor of checkpoint %d", n, id)
+		}
+		reset[n] = true
+	}
+	out := map[int]int{}
+	log := c.e.cfg.Logger
+	inPipeline := map[string]bool{}
+	for _, si := range c.steps {
+		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+		inPipeline[name] = true
+		old, ok := si, true
+		if m.steps != nil {
+			old, ok = m.steps[name]
+		}
+		switch {
+		case reset[name]:
+			log.Warn("dropping the step's stored state, as told (reset-state)", "step", name, "checkpoint", id)
+		case !ok:
+			log.Info("the checkpoint has no state for this step (a new step): it starts empty", "step", name, "checkpoint", id)
+		default:
+			out[si] = old
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.steps)) {
+		switch {
+		case inPipeline[name]:
+		case reset[name]:
+			log.Warn("leaving behind the state of a step the pipeline no longer has, as told (reset-state)", "step", name, "checkpoint", id)
+		default:
+			return nil, fmt.Errorf("checkpoint %d holds the state of step %q, which the pipeline no longer has: "+
+				"restore the step, or start with --reset-state %s to leave its state behind", id, name, name)
+		}
+	}
+	return out, nil
 }
 
 // pendingAcks says whether acks wait for a checkpoint (the sequencer takes

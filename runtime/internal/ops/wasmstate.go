@@ -51,16 +51,13 @@ import (
 const (
 	maxTimerBatch = 2048
 	sweepEvery    = 10 * time.Second
-	stateMagic    = "WSPS"
+	stateMagic    = "WSPF"
 )
 
 // StateStep is a keyed Wasm step with state and timers.
 type StateStep struct {
 	StepName string
 	Module   *plugin.Module
-	// Reset drops restored state whose layout version differs from the
-	// module's instead of refusing to start.
-	Reset bool
 	// Now is the processing clock (TTL, processing-time timers); tests
 	// inject one. Default time.Now.
 	Now func() time.Time

@@ -12,7 +12,7 @@ import (
 // The state step's snapshot, format version 1, in the window snapshots'
 // codec (window.Encoder):
 //
-//	magic "WSPS" | version 1 | layout version (the module's state_version) |
+//	magic "WSPF" | version 1 | layout version (the module's state_version) |
 //	keys | per key (in the order the keys came): key | has value | value | value expiry |
 //	       map entries | (key | value | expiry)* | list items | (value | expiry)* |
 //	event timers | (time | key)* | processing timers | (time | key)*
@@ -98,9 +98,6 @@ func (w *stateWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 		return fmt.Errorf("state step snapshot format %d; this wsp reads format 1", v)
 	}
 	if lv := uint32(d.Uvarint()); !d.Failed() && lv != w.s.Module.StateVersion() {
-		if w.s.Reset {
-			return nil // the run was told to drop this step's state
-		}
 		return w.s.errVersion(lv)
 	}
 	n := d.Count(1)
