@@ -142,11 +142,12 @@ type Instance struct {
 
 	// What the running call produced.
 	res         *Result
-	lastIndex   int64                 // last input index seen in output (ascending order rule)
-	lastEmitted int64                 // last input index that produced output or a failure
-	emitted     int                   // distinct input indexes that produced output
-	stateSec    []byte                // the state section of a CallState or CallTimers (nil otherwise)
-	domains     []hostabi.TimerDomain // the timers' clocks in a CallTimers
+	lastIndex   int64  // last input index seen in output (ascending order rule)
+	lastEmitted int64  // last input index that produced output or a failure
+	emitted     int    // distinct input indexes that produced output
+	stateSec    []byte // the state section of a CallState or CallTimers (nil otherwise)
+	timers      bool   // in a CallTimers: each record's port field is timerDomain
+	timerDomain hostabi.TimerDomain
 	failMsg     string
 	fault       error // set by a host function before it aborts the call
 
@@ -499,8 +500,8 @@ func (in *Instance) encode(dst []byte) uint64 {
 		}
 		start := p
 		p = putRecord(dst, p, i, r, flags, t, metaLen, fsec)
-		if in.domains != nil {
-			binary.LittleEndian.PutUint16(dst[start+4:], uint16(in.domains[i]))
+		if in.timers {
+			binary.LittleEndian.PutUint16(dst[start+4:], uint16(in.timerDomain))
 		}
 	}
 	if in.stateSec != nil {

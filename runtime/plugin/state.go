@@ -41,23 +41,18 @@ func (m *Module) StateVersion() uint32 {
 // state and each record's slot, hostabi.StateSection) after the records.
 // The module must have FeatureState. Updates are in res.State.
 func (in *Instance) CallState(ctx context.Context, b *record.Batch, st []byte, res *Result) error {
-	in.stateSec, in.domains = st, nil
+	in.stateSec, in.timers = st, false
 	defer func() { in.stateSec = nil }()
 	return in.call(ctx, b, res, hostabi.ExportProcess, in.fn)
 }
 
 // CallTimers runs wsp_on_timer over the timers in b (each record: the
-// timer's key and time), domains[i] being timer i's clock, with the state
-// section st of their keys. The module must have FeatureTimers.
-func (in *Instance) CallTimers(ctx context.Context, b *record.Batch, domains []hostabi.TimerDomain, st []byte, res *Result) error {
-	if in.mod == nil {
-		if err := in.instantiate(ctx); err != nil {
-			return err
-		}
-	}
-	in.stateSec, in.domains = st, domains
-	defer func() { in.stateSec, in.domains = nil, nil }()
-	return in.call(ctx, b, res, hostabi.ExportOnTimer, in.timerFn)
+// timer's key and time), all of clock dom, with the state section st of
+// their keys. The module must have FeatureTimers.
+func (in *Instance) CallTimers(ctx context.Context, b *record.Batch, dom hostabi.TimerDomain, st []byte, res *Result) error {
+	in.stateSec, in.timers, in.timerDomain = st, true, dom
+	defer func() { in.stateSec, in.timers = nil, false }()
+	return in.call(ctx, b, res, hostabi.ExportOnTimer, in.timerFn) // (call instantiates a closed instance)
 }
 
 // hostStateVersion is state_version: during wsp_init, the version of the

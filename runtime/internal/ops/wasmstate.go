@@ -319,10 +319,8 @@ func (w *stateWorker) fire(ctx context.Context, q *timerQueue, dom hostabi.Timer
 	}
 	now := w.s.now()
 	tb := &record.Batch{Source: record.Source{Input: w.s.StepName, Partition: "timers"}}
-	doms := make([]hostabi.TimerDomain, len(due))
-	for i, t := range due {
+	for _, t := range due {
 		tb.Records = append(tb.Records, record.Record{Key: []byte(t.k.key), Time: t.t, Flags: record.HasKey | record.HasTime})
-		doms[i] = dom
 	}
 	sec := w.stage(tb.Records, now)
 	defer w.unstage()
@@ -332,7 +330,17 @@ func (w *stateWorker) fire(ctx context.Context, q *timerQueue, dom hostabi.Timer
 	for i := range due {
 		keyOf(i).timers--
 	}
-	if err := w.in.CallTimers(ctx, tb, doms, sec, res); err != nil {
+	// failing names the call's timers for the error output: the engine
+	// takes the records of res.Failed's indexes from res.Failing.
+	failing := func() {
+		res.Failing = &record.Batch{Source: tb.Source}
+		for i := range tb.Records {
+			r := tb.Records[i]
+			r.Value = timerJSON(r.Time, dom)
+			res.Failing.Records = append(res.Failing.Records, r)
+		}
+	}
+	if err := w.in.CallTimers(ctx, tb, dom, sec, res); err != nil {
 		var pe *plugin.Error
 		if !errors.As(err, &pe) {
 			return false, err
@@ -342,22 +350,14 @@ func (w *stateWorker) fire(ctx context.Context, q *timerQueue, dom hostabi.Timer
 			res.Ports[i].Records = res.Ports[i].Records[:0]
 		}
 		res.Failed = res.Failed[:0]
-		res.Failing = &record.Batch{Source: tb.Source}
 		for i := range tb.Records {
-			r := tb.Records[i]
-			r.Value = timerJSON(r.Time, dom)
-			res.Failing.Records = append(res.Failing.Records, r)
 			res.Failed = append(res.Failed, plugin.Failure{Index: i, Reason: err.Error()})
 		}
+		failing()
 		return !q.nextDue(until), nil
 	}
 	if len(res.Failed) > 0 { // a timer the guest failed: name it in the error output
-		res.Failing = &record.Batch{Source: tb.Source}
-		for i := range tb.Records {
-			r := tb.Records[i]
-			r.Value = timerJSON(r.Time, dom)
-			res.Failing.Records = append(res.Failing.Records, r)
-		}
+		failing()
 	}
 	w.apply(res.State, keyOf, now)
 	return !q.nextDue(until), nil
