@@ -62,10 +62,11 @@ type Options struct {
 	// Savepoint) to start from instead of the StateDir's newest checkpoint.
 	FromSavepoint string
 	// ResetState names keyed steps (windows, timeseries helpers, Wasm
-	// steps with keyed state) whose stored state is dropped at the start:
-	// they start empty. Needed to run a Wasm module whose state layout
-	// version differs from the stored one, or to leave behind the state of
-	// a step removed from the pipeline. It needs a StateDir. Default none.
+	// steps with keyed state) whose stored state may be dropped: a step
+	// whose state does not restore (a Wasm module's changed state layout)
+	// starts empty, and the state of a step removed from the pipeline is
+	// left behind; state that restores is kept, so the same setting can be
+	// repeated. It needs a StateDir. Default none.
 	ResetState []string
 	// BenthosConnectors runs every input and output through Benthos, even
 	// those wsp implements natively (file, stdin, stdout). Default false.

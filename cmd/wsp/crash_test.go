@@ -177,6 +177,10 @@ func crashLoop(t *testing.T, bin, input, pipelineFile, results string, n, kills 
 			}
 			t.Logf("run %d finished before its kill", runs+1)
 			runs = kills // nothing left to interrupt
+		case <-time.After(10 * time.Minute): // a guard against a hang, not a measurement
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("run %d wrote no more results for 10 min\n%s", runs+1, stderr.String())
 		case <-progressed:
 			if runs == 0 {
 				// The first stop is polite: SIGTERM drains, takes a last

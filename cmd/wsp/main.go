@@ -30,7 +30,8 @@ func main() {
 	// container limit) a long guest call would stall the inputs, outputs,
 	// checkpoints and the garbage collector until it returned or hit its
 	// time limit; a second one lets them go on (the OS shares the CPU).
-	if runtime.GOMAXPROCS(0) < 2 {
+	// An explicit GOMAXPROCS setting is left as it is.
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))

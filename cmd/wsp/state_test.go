@@ -10,8 +10,8 @@ import (
 // TestStateLayoutVersion: state stored by a module of layout version 1 is
 // restored into a run of the same module, refused for a module of version
 // 2 (naming both versions and the way out), and dropped with
-// --reset-state; --reset-state naming no keyed step (of the pipeline or
-// the checkpoint) is refused.
+// --reset-state, which drops nothing more when repeated; --reset-state
+// naming no keyed step (of the pipeline or the checkpoint) is refused.
 func TestStateLayoutVersion(t *testing.T) {
 	dir := t.TempDir()
 	in, in2 := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "in2.jsonl")
@@ -67,5 +67,17 @@ func TestStateLayoutVersion(t *testing.T) {
 	}
 	if got := strings.Join(readLines(t, out3), ","); got != "1" {
 		t.Fatalf("after the reset: %s, want 1 (state dropped)", got)
+	}
+	// The same flags again (a supervisor's restart): the state now
+	// restores, so nothing more is dropped.
+	in4, out4 := filepath.Join(dir, "in4.jsonl"), filepath.Join(dir, "out4.jsonl")
+	if err := os.WriteFile(in4, []byte("{\"k\":\"a\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, se := run("--reset-state", "count", pipeline("countv2", in4, out4)); code != 0 {
+		t.Fatalf("again with --reset-state: exit %d: %s", code, se)
+	}
+	if got := strings.Join(readLines(t, out4), ","); got != "2" {
+		t.Fatalf("again with --reset-state: %s, want 2 (the state kept)", got)
 	}
 }

@@ -59,11 +59,15 @@ type Checkpoints struct {
 	// still go to Store. It must hold a checkpoint. Savepoints are in the
 	// files format whatever the backend.
 	RestoreFrom *state.Store
-	// Reset names keyed steps whose stored state is not restored: they
-	// start empty. It may also name a step that only the checkpoint has (a
-	// step removed from the pipeline), whose state is then left behind;
-	// without that, such state refuses the start. A name that is neither a
-	// keyed step of the pipeline nor of the checkpoint is an error.
+	// Reset names keyed steps whose stored state may be dropped. A step of
+	// the pipeline whose state does not restore (a Wasm module's changed
+	// state layout, a window's changed aggregates) starts empty instead of
+	// refusing the start; one whose state restores keeps it. A step only
+	// the checkpoint has (removed from the pipeline) has its state left
+	// behind instead of refusing the start; the checkpoints after record
+	// that. So a run can be restarted with the same Reset and nothing more
+	// is dropped. A name that is none of these (nor left behind earlier)
+	// is an error.
 	Reset []string
 }
 
@@ -97,6 +101,7 @@ type ckptPart struct {
 type ckpt struct {
 	e        *engine
 	cfg      Checkpoints
+	left     []string // steps whose state was left behind (by Reset), carried in every meta
 	nextID   uint64
 	last     time.Time         // when the last checkpoint was triggered (sequencer)
 	busy     bool              // a checkpoint is being taken (sequencer)
@@ -318,7 +323,8 @@ func (c *ckpt) snapshot(worker int, ws []chainWorker) {
 // The meta, format version 2: version | id | covered seq | keyed
 // watermark | workers | max parallelism | tracker (len | bytes) |
 // positions count | (partition (len | bytes) | position (len | bytes))* |
-// keyed steps count | (name (len | bytes) | chain index)*.
+// keyed steps count | (name (len | bytes) | chain index)* |
+// left-behind count | (name (len | bytes))*.
 //
 // A part is named by worker and chain index ("w1.s3"); the step list
 // maps a step's name to the index it had, so a restore finds each step's
@@ -353,6 +359,11 @@ func (c *ckpt) meta(id, seq uint64, k *keyedStage) []byte {
 		b = append(b, n...)
 		b = binary.AppendUvarint(b, uint64(si))
 	}
+	b = binary.AppendUvarint(b, uint64(len(c.left)))
+	for _, n := range c.left {
+		b = binary.AppendUvarint(b, uint64(len(n)))
+		b = append(b, n...)
+	}
 	return b
 }
 
@@ -366,6 +377,7 @@ type restoredMeta struct {
 	// steps maps a keyed step's name to its chain index in the checkpoint
 	// (nil for format 1, whose steps match by index).
 	steps map[string]int
+	left  []string // steps whose state an earlier run left behind
 }
 
 func decodeMeta(b []byte) (*restoredMeta, error) {
@@ -378,6 +390,15 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 		}
 		b = b[n:]
 		return x
+	}
+	// count reads a count of entries, each at least one byte long.
+	count := func() uint64 {
+		n := u()
+		if n > uint64(len(b)) {
+			b = nil
+			return 0
+		}
+		return n
 	}
 	chunk := func() []byte {
 		n := u()
@@ -403,15 +424,22 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 	m := &restoredMeta{wm: wm, positions: map[string][]byte{}}
 	m.workers, m.maxParallelism = int(u()), int(u())
 	m.tracker = chunk()
-	for range u() {
+	for range count() {
 		name := chunk()
 		m.positions[string(name)] = chunk()
 	}
 	if v >= 2 {
 		m.steps = map[string]int{}
-		for range u() {
+		for range count() {
 			name := string(chunk())
-			m.steps[name] = int(u())
+			si := u()
+			if _, dup := m.steps[name]; dup || si > 1<<20 {
+				return nil, bad
+			}
+			m.steps[name] = int(si)
+		}
+		for range count() {
+			m.left = append(m.left, string(chunk()))
 		}
 	}
 	if b == nil || m.workers <= 0 || m.maxParallelism <= 0 {
@@ -422,7 +450,7 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 
 // restore loads the newest intact checkpoint into the tracker, the keyed
 // workers' steps and the input, before anything runs.
-func (c *ckpt) restore(chains [][]chainWorker) error {
+func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 	k := c.e.keyed
 	start := time.Now()
 	var from state.Backend = c.cfg.Store
@@ -452,7 +480,7 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 				return fmt.Errorf("reset-state: %q is not a keyed step of the pipeline, and there is no checkpoint", n)
 			}
 		}
-		return nil
+		return nil // nothing to restore (and nothing to reset)
 	}
 	m, err := decodeMeta(cp.Meta)
 	if err != nil {
@@ -470,29 +498,28 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 	if err != nil {
 		return err
 	}
-	workers := len(chains)
-	for wi, ws := range chains {
-		keep := func(key []byte) bool {
-			return window.WorkerOf(window.KeyGroup(key, m.maxParallelism), m.maxParallelism, workers) == wi
+	for _, si := range c.steps {
+		old, ok := oldIndex[si]
+		if !ok {
+			continue // a new step
 		}
-		for _, si := range c.steps {
-			old, ok := oldIndex[si]
-			if !ok {
-				continue // a new step, or one told to start empty
+		err := c.restoreStep(cp, m, chains, si, old)
+		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+		if err == nil || !slices.Contains(c.cfg.Reset, name) {
+			if err == nil && slices.Contains(c.cfg.Reset, name) {
+				c.e.cfg.Logger.Info("reset-state: the step's stored state restored, so it is kept", "step", name, "checkpoint", cp.ID)
 			}
-			name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
-			s, ok := ws[si].kw.(Snapshotter)
-			if !ok {
-				return fmt.Errorf("step %s: its state cannot be restored", name)
+			if err != nil {
+				return err
 			}
-			for ow := range m.workers {
-				part, ok := cp.Parts[partName(ow, old)]
-				if !ok {
-					return fmt.Errorf("checkpoint %d has no state for step %s of worker %d: it was taken with another pipeline", cp.ID, name, ow)
-				}
-				if err := s.Restore(part, keep); err != nil {
-					return fmt.Errorf("checkpoint %d: step %s: %w", cp.ID, name, err)
-				}
+			continue
+		}
+		// Told to: the step starts empty on every worker.
+		c.e.cfg.Logger.Warn("reset-state: the step's stored state does not restore; it starts empty", "step", name, "checkpoint", cp.ID, "reason", err)
+		for _, ws := range chains {
+			_ = ws[si].kw.Close(ctx)
+			if ws[si].kw, err = c.e.cfg.Keyed.Chain[si].Keyed.NewWorker(ctx); err != nil {
+				return fmt.Errorf("step %s: %w", name, err)
 			}
 		}
 	}
@@ -511,34 +538,47 @@ func (c *ckpt) restore(chains [][]chainWorker) error {
 	}
 	c.nextID = max(c.nextID, cp.ID+1)
 	c.stats.Restored, c.stats.RestoreTime = cp.ID, time.Since(start)
-	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", workers,
+	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", len(chains),
 		"partitions", strings.Join(slices.Sorted(maps.Keys(m.positions)), ","))
 	return nil
 }
 
-// stepMap says, for each keyed step of the pipeline (by chain index) that
-// restores state, the chain index its state has in checkpoint id. Steps are
-// matched by name (format 2) or by index (format 1). A step the checkpoint
-// lacks starts empty, and so does one named in Reset; state of a step the
-// pipeline no longer has refuses the start unless Reset names it.
-func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
-	known := map[string]bool{}
-	for _, si := range c.steps {
-		known[c.e.cfg.Keyed.Chain[si].Keyed.Name()] = true
-	}
-	for name := range m.steps {
-		known[name] = true
-	}
-	reset := map[string]bool{}
-	for _, n := range c.cfg.Reset {
-		if !known[n] {
-			return nil, fmt.Errorf("reset-state: %q is a keyed step neither of the pipeline nor of checkpoint %d", n, id)
+// restoreStep restores keyed step si of every worker from the parts of
+// the step's chain index old in checkpoint cp.
+func (c *ckpt) restoreStep(cp *state.Checkpoint, m *restoredMeta, chains [][]chainWorker, si, old int) error {
+	name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+	workers := len(chains)
+	for wi, ws := range chains {
+		keep := func(key []byte) bool {
+			return window.WorkerOf(window.KeyGroup(key, m.maxParallelism), m.maxParallelism, workers) == wi
 		}
-		reset[n] = true
+		s, ok := ws[si].kw.(Snapshotter)
+		if !ok {
+			return fmt.Errorf("step %s: its state cannot be restored", name)
+		}
+		for ow := range m.workers {
+			part, ok := cp.Parts[partName(ow, old)]
+			if !ok {
+				return fmt.Errorf("checkpoint %d has no state for step %s of worker %d: it was taken with another pipeline", cp.ID, name, ow)
+			}
+			if err := s.Restore(part, keep); err != nil {
+				return fmt.Errorf("checkpoint %d: step %s: %w", cp.ID, name, err)
+			}
+		}
 	}
-	out := map[int]int{}
-	log := c.e.cfg.Logger
+	return nil
+}
+
+// stepMap says, for each keyed step of the pipeline (by chain index) that
+// has state in checkpoint id, the chain index its state has there. Steps
+// are matched by name (format 2) or by index (format 1). A step the
+// checkpoint lacks starts empty. State of a step the pipeline no longer
+// has refuses the start unless Reset names it; it is then left behind,
+// and c.left (written in later metas) says so.
+func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
 	inPipeline := map[string]bool{}
+	var added []string
+	out := map[int]int{}
 	for _, si := range c.steps {
 		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
 		inPipeline[name] = true
@@ -546,23 +586,44 @@ func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
 		if m.steps != nil {
 			old, ok = m.steps[name]
 		}
-		switch {
-		case reset[name]:
-			log.Warn("dropping the step's stored state, as told (reset-state)", "step", name, "checkpoint", id)
-		case !ok:
-			log.Info("the checkpoint has no state for this step (a new step): it starts empty", "step", name, "checkpoint", id)
-		default:
+		if ok {
 			out[si] = old
+		} else {
+			added = append(added, name)
+			c.e.cfg.Logger.Info("the checkpoint has no state for this step (a new step): it starts empty", "step", name, "checkpoint", id)
+		}
+	}
+	reset := map[string]bool{}
+	for _, n := range c.cfg.Reset {
+		_, inCkpt := m.steps[n]
+		if !inPipeline[n] && !inCkpt && !slices.Contains(m.left, n) {
+			why := ""
+			if m.steps == nil {
+				why = " (its format lists no step names)"
+			}
+			return nil, fmt.Errorf("reset-state: %q is a keyed step neither of the pipeline nor of checkpoint %d%s", n, id, why)
+		}
+		reset[n] = true
+	}
+	for _, n := range m.left {
+		if !inPipeline[n] {
+			c.left = append(c.left, n)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.steps)) {
 		switch {
 		case inPipeline[name]:
 		case reset[name]:
-			log.Warn("leaving behind the state of a step the pipeline no longer has, as told (reset-state)", "step", name, "checkpoint", id)
+			c.e.cfg.Logger.Warn("reset-state: leaving behind the state of a step the pipeline no longer has", "step", name, "checkpoint", id)
+			c.left = append(c.left, name)
 		default:
+			hint := ""
+			if len(added) > 0 {
+				hint = fmt.Sprintf("if %s is that step (a step without a name is named by its kind and place), give it `name: %s`; otherwise ",
+					strings.Join(added, " or "), name)
+			}
 			return nil, fmt.Errorf("checkpoint %d holds the state of step %q, which the pipeline no longer has: "+
-				"restore the step, or start with --reset-state %s to leave its state behind", id, name, name)
+				"%srestore the step, or start with --reset-state %s to leave its state behind", id, name, hint, name)
 		}
 	}
 	return out, nil

@@ -20,6 +20,7 @@ import (
 // snapshot, so state restored into the wrong step shows.
 type tagStep struct {
 	name, tag string
+	refuse    bool // its Restore fails (as for a changed state layout)
 	restored  *restoredCounts
 }
 
@@ -50,6 +51,9 @@ func (w *tagWorker) Snapshot(dst []byte) ([]byte, error) {
 	return append(dst, w.s.tag+":"+strconv.Itoa(w.n)...), nil
 }
 func (w *tagWorker) Restore(snap []byte, _ func([]byte) bool) error {
+	if w.s.refuse {
+		return fmt.Errorf("step %s refuses its stored state", w.s.name)
+	}
 	tag, n, ok := strings.Cut(string(snap), ":")
 	if !ok || tag != w.s.tag {
 		return fmt.Errorf("step %s (tag %s) was given the state of tag %q", w.s.name, w.s.tag, tag)
@@ -69,7 +73,9 @@ func (w *tagWorker) Restore(snap []byte, _ func([]byte) bool) error {
 
 // TestCheckpointStepsByName: a restore finds each keyed step's state by the
 // step's name, so steps can be added, moved and (when told) removed
-// between runs; Reset drops a step's state; unknown names are refused.
+// between runs; Reset drops the state of a step only when it does not
+// restore, and a run repeated with the same Reset drops nothing more;
+// unknown names are refused.
 func TestCheckpointStepsByName(t *testing.T) {
 	const n, workers = 1000, 2
 	dir := t.TempDir()
@@ -80,13 +86,15 @@ func TestCheckpointStepsByName(t *testing.T) {
 		}
 		return nil
 	}}
-	// run runs the chain of the named steps (tag = name) over n records and
-	// returns the counts restored at its start, per tag and per worker.
+	// run runs the chain of the named steps (tag = name; "a!" is a step a
+	// whose Restore fails) over n records and returns the counts restored
+	// at its start, per tag.
 	run := func(names string, reset ...string) (map[string]int, error) {
 		rc := &restoredCounts{n: map[string]int{}}
 		var chain []ChainStep
 		for _, name := range strings.Split(names, ",") {
-			chain = append(chain, ChainStep{Keyed: &tagStep{name: name, tag: name, restored: rc}})
+			name, refuse := strings.CutSuffix(name, "!")
+			chain = append(chain, ChainStep{Keyed: &tagStep{name: name, tag: name, refuse: refuse, restored: rc}})
 		}
 		err := Run(context.Background(), context.Background(), Config{
 			Input: &memInput{n: n, bs: 50}, Steps: []Step{keyTime}, Workers: workers,
@@ -112,10 +120,21 @@ func TestCheckpointStepsByName(t *testing.T) {
 		{chain: "b,a", want: map[string]int{"a": n, "b": n}},
 		// Added: c starts empty.
 		{chain: "c,a,b", want: map[string]int{"a": n, "b": n}},
-		// Removed: refused, unless told to leave the state behind.
+		// Removed: refused, unless told to leave the state behind; with a
+		// new step, the message says how to keep the state by a name.
 		{chain: "a,b", errHas: `holds the state of step "c", which the pipeline no longer has: restore the step, or start with --reset-state c`},
+		{chain: "a,b,d", errHas: "if d is that step (a step without a name is named by its kind and place), give it `name: c`; otherwise restore"},
 		{chain: "a,b", reset: []string{"zz"}, errHas: `"zz" is a keyed step neither of the pipeline nor of checkpoint`},
-		{chain: "a,b", reset: []string{"c", "a"}, want: map[string]int{"b": n}},
+		// a restores, so Reset keeps it; c is left behind, and the runs
+		// after with the same Reset go on (c is known as left behind).
+		{chain: "a,b", reset: []string{"c", "a"}, want: map[string]int{"a": n, "b": n}},
+		{chain: "a,b", reset: []string{"c"}, want: map[string]int{"a": n, "b": n}},
+		{chain: "a,b", reset: []string{"c"}, want: map[string]int{"a": n, "b": n}},
+		// A state that does not restore refuses the start, unless Reset
+		// names the step: it then starts empty.
+		{chain: "a!,b", errHas: "step a refuses its stored state"},
+		{chain: "a!,b", reset: []string{"a"}, want: map[string]int{"b": n}},
+		{chain: "a,b", reset: []string{"a"}, want: map[string]int{"a": n, "b": n}},
 		{chain: "a", reset: []string{"b"}, want: map[string]int{"a": n}},
 		{chain: "a", want: map[string]int{"a": n}},
 	}
@@ -164,6 +183,11 @@ func TestCheckpointMetaFormat1(t *testing.T) {
 	got, err := c.stepMap(7, m)
 	if err != nil || fmt.Sprint(got) != "map[0:0 2:2]" {
 		t.Fatalf("steps by index: %v, %v", got, err)
+	}
+	// A damaged format 2 meta whose step count is huge is refused at once.
+	v2 := binary.AppendUvarint(append([]byte{2}, b[1:]...), 1<<62)
+	if _, err := decodeMeta(v2); err == nil || !strings.Contains(err.Error(), "cut short or corrupt") {
+		t.Fatalf("huge step count: %v", err)
 	}
 	if _, err := decodeMeta(append([]byte{3}, b[1:]...)); err == nil || !strings.Contains(err.Error(), "format version 3; this wsp reads versions 1 and 2") {
 		t.Fatalf("format 3: %v", err)

@@ -341,7 +341,7 @@ func Run(ctx, hard context.Context, cfg Config) error {
 			if err != nil {
 				return err
 			}
-			if err := ck.restore(chains); err != nil {
+			if err := ck.restore(ctx, chains); err != nil {
 				return fmt.Errorf("engine: restore: %w", err)
 			}
 			e.ck = ck

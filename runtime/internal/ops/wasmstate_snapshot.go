@@ -88,7 +88,9 @@ func (w *stateWorker) Snapshot(dst []byte) ([]byte, error) {
 // Restore adds the keys of snap that keep accepts.
 func (w *stateWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 	d := window.NewDecoder(snap)
-	if !d.Prefix([]byte(stateMagic)) {
+	// "WSPS" was this snapshot's magic before it was told apart from the
+	// session windows'; the layout version check below still guards it.
+	if !d.Prefix([]byte(stateMagic)) && !d.Prefix([]byte("WSPS")) {
 		return errors.New("not a state step snapshot")
 	}
 	if v := d.Uvarint(); v != 1 {

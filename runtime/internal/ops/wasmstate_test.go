@@ -217,6 +217,15 @@ func TestStateStepSnapshot(t *testing.T) {
 	h.expect(h.advance(9000, true), "b: timer p 9000 val=- map={} list=[]")
 	h.w = w2
 	h.expect(h.add("c=get"), "c: val=3 map={} list=[]")
+	// A snapshot of the earlier magic ("WSPS") still restores.
+	early := append([]byte("WSPS"), snap[4:]...)
+	w0 := h.newWorker()
+	if err := w0.(engine.Snapshotter).Restore(early, func(k []byte) bool { return string(k) == "c" }); err != nil {
+		t.Fatalf("a snapshot of the earlier magic: %v", err)
+	}
+	h.w = w0
+	h.expect(h.add("c=get"), "c: val=3 map={} list=[]")
+	h.w = w2
 	// The TTL's expiry is kept as a time, not restarted.
 	h.w = w1
 	h.now = h.now.Add(4 * time.Second)
