@@ -37,7 +37,7 @@ type Pipeline struct {
 
 // Step is one entry of `pipeline:`.
 type Step struct {
-	Name       string                    // `name:`, default "<kind><n>" e.g. "wasm1"
+	Name       string                    // `name:`, default "<kind><n>", the n-th step of its kind, e.g. "wasm1"
 	Wasm       *Wasm                     // a Wasm step (also a key or event_time step given by a module)
 	Key        *Extract                  // a key step read by the host
 	EventTime  *Extract                  // an event_time step read by the host
@@ -213,8 +213,9 @@ func steps(n *yaml.Node, dir string) ([]Step, error) {
 	}
 	var out []Step
 	seen := map[string]int{}
+	ofKind := map[string]int{} // steps of each kind so far, for default names
 	for i, sn := range n.Content {
-		s, err := step(sn, i, dir)
+		s, err := step(sn, i, dir, ofKind)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +228,7 @@ func steps(n *yaml.Node, dir string) ([]Step, error) {
 	return out, nil
 }
 
-func step(n *yaml.Node, i int, dir string) (Step, error) {
+func step(n *yaml.Node, i int, dir string, ofKind map[string]int) (Step, error) {
 	s := Step{Line: n.Line}
 	var kinds []string
 	if n.Kind != yaml.MappingNode {
@@ -302,8 +303,12 @@ func step(n *yaml.Node, i int, dir string) (Step, error) {
 	default:
 		return s, fmt.Errorf("line %d: step %d has several kinds (%s): one per step", n.Line, i+1, strings.Join(kinds, ", "))
 	}
+	// The default name counts the steps of its kind only, so a step of
+	// another kind added before it does not rename it (keyed state is
+	// found by name across pipeline edits).
+	ofKind[kinds[0]]++
 	if s.Name == "" {
-		s.Name = fmt.Sprintf("%s%d", kinds[0], i+1)
+		s.Name = fmt.Sprintf("%s%d", kinds[0], ofKind[kinds[0]])
 	}
 	return s, nil
 }

@@ -144,3 +144,28 @@ pipeline:
 		t.Errorf("step 2: %+v", s)
 	}
 }
+
+// TestDefaultStepNames: an unnamed step is named by its kind and its place
+// among the steps of that kind, so adding a step of another kind before it
+// does not rename it (keyed state is found by step name).
+func TestDefaultStepNames(t *testing.T) {
+	for _, c := range []struct{ pipeline, want string }{
+		{"  - key: {field: k}\n  - event_time: {field: ts}\n  - window: {tumbling: {size: 5s}, aggregates: {n: count}}\n",
+			"key1 event_time1 window1"},
+		{"  - wasm: {module: ./m.wasm}\n  - key: {field: k}\n  - window: {tumbling: {size: 5s}, aggregates: {n: count}}\n" +
+			"  - name: w\n    window: {tumbling: {size: 10s}, aggregates: {n: count}}\n  - window: {tumbling: {size: 1m}, aggregates: {n: count}}\n",
+			"wasm1 key1 window1 w window3"},
+	} {
+		p, err := Parse([]byte("input: {stdin: {}}\npipeline:\n"+c.pipeline+"output: {stdout: {}}\n"), "/p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, s := range p.Steps {
+			names = append(names, s.Name)
+		}
+		if got := strings.Join(names, " "); got != c.want {
+			t.Errorf("names %q, want %q", got, c.want)
+		}
+	}
+}

@@ -619,7 +619,7 @@ func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
 		default:
 			hint := ""
 			if len(added) > 0 {
-				hint = fmt.Sprintf("if %s is that step (a step without a name is named by its kind and place), give it `name: %s`; otherwise ",
+				hint = fmt.Sprintf("if %s is that step (a step without a name is named by its kind and its number among the steps of that kind), give it `name: %s`; otherwise ",
 					strings.Join(added, " or "), name)
 			}
 			return nil, fmt.Errorf("checkpoint %d holds the state of step %q, which the pipeline no longer has: "+

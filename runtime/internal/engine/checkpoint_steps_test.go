@@ -123,7 +123,7 @@ func TestCheckpointStepsByName(t *testing.T) {
 		// Removed: refused, unless told to leave the state behind; with a
 		// new step, the message says how to keep the state by a name.
 		{chain: "a,b", errHas: `holds the state of step "c", which the pipeline no longer has: restore the step, or start with --reset-state c`},
-		{chain: "a,b,d", errHas: "if d is that step (a step without a name is named by its kind and place), give it `name: c`; otherwise restore"},
+		{chain: "a,b,d", errHas: "if d is that step (a step without a name is named by its kind and its number among the steps of that kind), give it `name: c`; otherwise restore"},
 		{chain: "a,b", reset: []string{"zz"}, errHas: `"zz" is a keyed step neither of the pipeline nor of checkpoint`},
 		// a restores, so Reset keeps it; c is left behind, and the runs
 		// after with the same Reset go on (c is known as left behind).
