@@ -62,11 +62,11 @@ type Options struct {
 	// Savepoint) to start from instead of the StateDir's newest checkpoint.
 	FromSavepoint string
 	// ResetState names keyed steps (windows, timeseries helpers, Wasm
-	// steps with keyed state) whose stored state may be dropped: a step
-	// whose state does not restore (a Wasm module's changed state layout)
-	// starts empty, and the state of a step removed from the pipeline is
-	// left behind; state that restores is kept, so the same setting can be
-	// repeated. It needs a StateDir. Default none.
+	// steps with keyed state) whose stored state is dropped once: they
+	// start empty, and the state of a step removed from the pipeline is
+	// left behind. Restarts with the same setting keep the state built
+	// since (see engine.Checkpoints.Reset). It needs a StateDir. Default
+	// none.
 	ResetState []string
 	// BenthosConnectors runs every input and output through Benthos, even
 	// those wsp implements natively (file, stdin, stdout). Default false.

@@ -52,7 +52,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 	fs.Duration("checkpoint-interval", time.Second, "how often to checkpoint, with --state-dir")
 	fs.String("state-backend", "", "where checkpoints go in --state-dir: pebble (writes only what changed) or files (default: what the folder holds, else pebble)")
 	fs.String("from-savepoint", "", "start from this savepoint folder (wsp savepoint) instead of the newest checkpoint; needs --state-dir")
-	fs.StringSlice("reset-state", nil, "keyed steps whose stored state may be dropped: one that no longer restores (a changed state layout) starts empty, a removed step's is left behind; safe to repeat; needs --state-dir")
+	fs.StringSlice("reset-state", nil, "keyed steps whose stored state is dropped once (a removed step's is left behind); restarts with the same flag keep the state built since; needs --state-dir")
 	fs.String("http-addr", "127.0.0.1:4195", "address for /ready, /health, /metrics and /stats (\"\" or \"off\" disables)")
 	fs.String("cpu-profile", "", "write a Go CPU profile of the run to this file")
 	fs.Bool("benthos-connectors", false, "run every input and output through Benthos, also file/stdin/stdout")

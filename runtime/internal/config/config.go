@@ -37,15 +37,16 @@ type Pipeline struct {
 
 // Step is one entry of `pipeline:`.
 type Step struct {
-	Name       string                    // `name:`, default "<kind><n>", the n-th step of its kind, e.g. "wasm1"
-	Wasm       *Wasm                     // a Wasm step (also a key or event_time step given by a module)
-	Key        *Extract                  // a key step read by the host
-	EventTime  *Extract                  // an event_time step read by the host
-	TimeRange  TimeRange                 // event_time: the plausible range (either kind of event_time step)
-	Window     *Window                   // a window step
-	TimeSeries *TimeSeries               // a timeseries step
-	Outputs    map[string]map[string]any // port name -> Benthos output config
-	Line       int                       // line in the file, for errors
+	Name        string                    // `name:`, default "<kind><n>", the n-th step of its kind, e.g. "wasm1"
+	defaultName bool                      // Name is the default
+	Wasm        *Wasm                     // a Wasm step (also a key or event_time step given by a module)
+	Key         *Extract                  // a key step read by the host
+	EventTime   *Extract                  // an event_time step read by the host
+	TimeRange   TimeRange                 // event_time: the plausible range (either kind of event_time step)
+	Window      *Window                   // a window step
+	TimeSeries  *TimeSeries               // a timeseries step
+	Outputs     map[string]map[string]any // port name -> Benthos output config
+	Line        int                       // line in the file, for errors
 }
 
 // Wasm configures a Wasm step.
@@ -214,15 +215,20 @@ func steps(n *yaml.Node, dir string) ([]Step, error) {
 	var out []Step
 	seen := map[string]int{}
 	ofKind := map[string]int{} // steps of each kind so far, for default names
+	defaulted := map[string]bool{}
 	for i, sn := range n.Content {
 		s, err := step(sn, i, dir, ofKind)
 		if err != nil {
 			return nil, err
 		}
 		if prev, dup := seen[s.Name]; dup {
-			return nil, fmt.Errorf("line %d: step name %q already used on line %d", sn.Line, s.Name, prev)
+			why := ""
+			if s.defaultName || defaulted[s.Name] {
+				why = " (a default name of an unnamed step: give that step a name)"
+			}
+			return nil, fmt.Errorf("line %d: step name %q already used on line %d%s", sn.Line, s.Name, prev, why)
 		}
-		seen[s.Name] = sn.Line
+		seen[s.Name], defaulted[s.Name] = sn.Line, s.defaultName
 		out = append(out, s)
 	}
 	return out, nil
@@ -308,7 +314,7 @@ func step(n *yaml.Node, i int, dir string, ofKind map[string]int) (Step, error) 
 	// found by name across pipeline edits).
 	ofKind[kinds[0]]++
 	if s.Name == "" {
-		s.Name = fmt.Sprintf("%s%d", kinds[0], ofKind[kinds[0]])
+		s.Name, s.defaultName = fmt.Sprintf("%s%d", kinds[0], ofKind[kinds[0]]), true
 	}
 	return s, nil
 }

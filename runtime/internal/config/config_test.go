@@ -169,3 +169,17 @@ func TestDefaultStepNames(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultNameClash: an explicit name equal to an unnamed step's default
+// is refused with a message that says so.
+func TestDefaultNameClash(t *testing.T) {
+	for _, pl := range []string{
+		"  - name: window2\n    window: {tumbling: {size: 5s}, aggregates: {n: count}}\n  - window: {tumbling: {size: 10s}, aggregates: {n: count}}\n",
+		"  - window: {tumbling: {size: 5s}, aggregates: {n: count}}\n  - name: window1\n    window: {tumbling: {size: 10s}, aggregates: {n: count}}\n",
+	} {
+		_, err := Parse([]byte("input: {stdin: {}}\npipeline:\n  - key: {field: k}\n"+pl+"output: {stdout: {}}\n"), "/p")
+		if err == nil || !strings.Contains(err.Error(), "already used") || !strings.Contains(err.Error(), "a default name of an unnamed step: give that step a name") {
+			t.Errorf("err = %v", err)
+		}
+	}
+}

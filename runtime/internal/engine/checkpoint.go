@@ -59,15 +59,18 @@ type Checkpoints struct {
 	// still go to Store. It must hold a checkpoint. Savepoints are in the
 	// files format whatever the backend.
 	RestoreFrom *state.Store
-	// Reset names keyed steps whose stored state may be dropped. A step of
-	// the pipeline whose state does not restore (a Wasm module's changed
-	// state layout, a window's changed aggregates) starts empty instead of
-	// refusing the start; one whose state restores keeps it. A step only
-	// the checkpoint has (removed from the pipeline) has its state left
-	// behind instead of refusing the start; the checkpoints after record
-	// that. So a run can be restarted with the same Reset and nothing more
-	// is dropped. A name that is none of these (nor left behind earlier)
-	// is an error.
+	// Reset names keyed steps whose stored state is dropped once: on the
+	// first start with the name in Reset (the checkpoint restored was taken
+	// without it), a pipeline step starts empty and a step only the
+	// checkpoint has (removed from the pipeline) has its state left behind
+	// instead of refusing the start. The checkpoints after record Reset, so
+	// restarts with the same Reset (a supervisor's) keep what the step has
+	// built since; a name taken out of Reset and put back later drops
+	// again. While a step is named, a stored state of it that does not
+	// restore (a Wasm module's changed state layout) is dropped too, with
+	// a warning, instead of refusing the start. A name that is a keyed step
+	// neither of the pipeline nor of the checkpoint (nor in the
+	// checkpoint's Reset) is an error.
 	Reset []string
 }
 
@@ -101,7 +104,7 @@ type ckptPart struct {
 type ckpt struct {
 	e        *engine
 	cfg      Checkpoints
-	left     []string // steps whose state was left behind (by Reset), carried in every meta
+	reset    []string // Reset, checked and sorted: written in every meta
 	nextID   uint64
 	last     time.Time         // when the last checkpoint was triggered (sequencer)
 	busy     bool              // a checkpoint is being taken (sequencer)
@@ -324,7 +327,8 @@ func (c *ckpt) snapshot(worker int, ws []chainWorker) {
 // watermark | workers | max parallelism | tracker (len | bytes) |
 // positions count | (partition (len | bytes) | position (len | bytes))* |
 // keyed steps count | (name (len | bytes) | chain index)* |
-// left-behind count | (name (len | bytes))*.
+// reset count | (name (len | bytes))* (the run's Reset: names whose
+// state was dropped once already).
 //
 // A part is named by worker and chain index ("w1.s3"); the step list
 // maps a step's name to the index it had, so a restore finds each step's
@@ -359,8 +363,8 @@ func (c *ckpt) meta(id, seq uint64, k *keyedStage) []byte {
 		b = append(b, n...)
 		b = binary.AppendUvarint(b, uint64(si))
 	}
-	b = binary.AppendUvarint(b, uint64(len(c.left)))
-	for _, n := range c.left {
+	b = binary.AppendUvarint(b, uint64(len(c.reset)))
+	for _, n := range c.reset {
 		b = binary.AppendUvarint(b, uint64(len(n)))
 		b = append(b, n...)
 	}
@@ -377,7 +381,7 @@ type restoredMeta struct {
 	// steps maps a keyed step's name to its chain index in the checkpoint
 	// (nil for format 1, whose steps match by index).
 	steps map[string]int
-	left  []string // steps whose state an earlier run left behind
+	reset []string // the Reset of the run that took it
 }
 
 func decodeMeta(b []byte) (*restoredMeta, error) {
@@ -438,8 +442,10 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 			}
 			m.steps[name] = int(si)
 		}
-		for range count() {
-			m.left = append(m.left, string(chunk()))
+		if len(b) > 0 { // (absent in metas of an earlier build of format 2)
+			for range count() {
+				m.reset = append(m.reset, string(chunk()))
+			}
 		}
 	}
 	if b == nil || m.workers <= 0 || m.maxParallelism <= 0 {
@@ -480,7 +486,9 @@ func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 				return fmt.Errorf("reset-state: %q is not a keyed step of the pipeline, and there is no checkpoint", n)
 			}
 		}
-		return nil // nothing to restore (and nothing to reset)
+		c.reset = slices.Sorted(slices.Values(c.cfg.Reset)) // nothing to drop now, nor on restarts with the same Reset
+		c.reset = slices.Compact(c.reset)
+		return nil
 	}
 	m, err := decodeMeta(cp.Meta)
 	if err != nil {
@@ -501,20 +509,18 @@ func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 	for _, si := range c.steps {
 		old, ok := oldIndex[si]
 		if !ok {
-			continue // a new step
+			continue // a new step, or one whose state is dropped
 		}
 		err := c.restoreStep(cp, m, chains, si, old)
 		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
-		if err == nil || !slices.Contains(c.cfg.Reset, name) {
-			if err == nil && slices.Contains(c.cfg.Reset, name) {
-				c.e.cfg.Logger.Info("reset-state: the step's stored state restored, so it is kept", "step", name, "checkpoint", cp.ID)
-			}
-			if err != nil {
-				return err
-			}
+		if err == nil {
 			continue
 		}
-		// Told to: the step starts empty on every worker.
+		if !slices.Contains(c.reset, name) {
+			return err
+		}
+		// Named in Reset: a state that does not restore is dropped too,
+		// from every worker (some may have restored parts of it).
 		c.e.cfg.Logger.Warn("reset-state: the step's stored state does not restore; it starts empty", "step", name, "checkpoint", cp.ID, "reason", err)
 		for _, ws := range chains {
 			_ = ws[si].kw.Close(ctx)
@@ -541,6 +547,30 @@ func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 	c.e.cfg.Logger.Info("restored checkpoint", "checkpoint", cp.ID, "workers_then", m.workers, "workers_now", len(chains),
 		"partitions", strings.Join(slices.Sorted(maps.Keys(m.positions)), ","))
 	return nil
+}
+
+// checkNoKeyed is restore's check for a pipeline without keyed steps
+// (which takes no checkpoints): the state of keyed steps the newest
+// checkpoint holds refuses the start unless Reset names them (it is then
+// ignored), and Reset may name nothing else.
+func (c *ckpt) checkNoKeyed() error {
+	var from state.Backend = c.cfg.Store
+	if c.cfg.RestoreFrom != nil {
+		from = c.cfg.RestoreFrom
+	}
+	cp, _, err := from.Latest()
+	if err != nil || cp == nil {
+		if err == nil && len(c.cfg.Reset) > 0 {
+			err = fmt.Errorf("reset-state: %q is not a keyed step of the pipeline (it has none), and there is no checkpoint", c.cfg.Reset[0])
+		}
+		return err
+	}
+	m, err := decodeMeta(cp.Meta)
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+	}
+	_, err = c.stepMap(cp.ID, m)
+	return err
 }
 
 // restoreStep restores keyed step si of every worker from the parts of
@@ -570,33 +600,24 @@ func (c *ckpt) restoreStep(cp *state.Checkpoint, m *restoredMeta, chains [][]cha
 }
 
 // stepMap says, for each keyed step of the pipeline (by chain index) that
-// has state in checkpoint id, the chain index its state has there. Steps
-// are matched by name (format 2) or by index (format 1). A step the
-// checkpoint lacks starts empty. State of a step the pipeline no longer
-// has refuses the start unless Reset names it; it is then left behind,
-// and c.left (written in later metas) says so.
+// restores state from checkpoint id, the chain index its state has there.
+// Steps are matched by name (format 2) or by index (format 1). A step the
+// checkpoint lacks starts empty; so does one Reset names for the first
+// time (the checkpoint's own Reset lacks it). State of a step the pipeline
+// no longer has refuses the start unless Reset names it (it is then left
+// behind). It also checks Reset's names and keeps them for later metas.
 func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
 	inPipeline := map[string]bool{}
-	var added []string
-	out := map[int]int{}
 	for _, si := range c.steps {
-		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
-		inPipeline[name] = true
-		old, ok := si, true
-		if m.steps != nil {
-			old, ok = m.steps[name]
-		}
-		if ok {
-			out[si] = old
-		} else {
-			added = append(added, name)
-			c.e.cfg.Logger.Info("the checkpoint has no state for this step (a new step): it starts empty", "step", name, "checkpoint", id)
-		}
+		inPipeline[c.e.cfg.Keyed.Chain[si].Keyed.Name()] = true
+	}
+	done := map[string]bool{} // reset by an earlier run still told to
+	for _, n := range m.reset {
+		done[n] = true
 	}
 	reset := map[string]bool{}
 	for _, n := range c.cfg.Reset {
-		_, inCkpt := m.steps[n]
-		if !inPipeline[n] && !inCkpt && !slices.Contains(m.left, n) {
+		if _, inCkpt := m.steps[n]; !inPipeline[n] && !inCkpt && !done[n] {
 			why := ""
 			if m.steps == nil {
 				why = " (its format lists no step names)"
@@ -605,17 +626,34 @@ func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
 		}
 		reset[n] = true
 	}
-	for _, n := range m.left {
-		if !inPipeline[n] {
-			c.left = append(c.left, n)
+	c.reset = slices.Sorted(maps.Keys(reset))
+	log := c.e.cfg.Logger
+	var added []string
+	out := map[int]int{}
+	for _, si := range c.steps {
+		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+		old, ok := si, true
+		if m.steps != nil {
+			old, ok = m.steps[name]
+		}
+		switch {
+		case !ok:
+			added = append(added, name)
+			log.Info("the checkpoint has no state for this step (a new step): it starts empty", "step", name, "checkpoint", id)
+		case reset[name] && !done[name]:
+			log.Warn("reset-state: dropping the step's stored state; it starts empty", "step", name, "checkpoint", id)
+		default:
+			if reset[name] {
+				log.Info("reset-state: the step's state was dropped by an earlier start with this setting; its state since is kept", "step", name, "checkpoint", id)
+			}
+			out[si] = old
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.steps)) {
 		switch {
 		case inPipeline[name]:
 		case reset[name]:
-			c.e.cfg.Logger.Warn("reset-state: leaving behind the state of a step the pipeline no longer has", "step", name, "checkpoint", id)
-			c.left = append(c.left, name)
+			log.Warn("reset-state: leaving behind the state of a step the pipeline no longer has", "step", name, "checkpoint", id)
 		default:
 			hint := ""
 			if len(added) > 0 {

@@ -73,9 +73,9 @@ func (w *tagWorker) Restore(snap []byte, _ func([]byte) bool) error {
 
 // TestCheckpointStepsByName: a restore finds each keyed step's state by the
 // step's name, so steps can be added, moved and (when told) removed
-// between runs; Reset drops the state of a step only when it does not
-// restore, and a run repeated with the same Reset drops nothing more;
-// unknown names are refused.
+// between runs; Reset drops a step's state once (a run repeated with the
+// same Reset drops nothing more) and, while it names the step, a state
+// that does not restore; unknown names are refused.
 func TestCheckpointStepsByName(t *testing.T) {
 	const n, workers = 1000, 2
 	dir := t.TempDir()
@@ -93,12 +93,19 @@ func TestCheckpointStepsByName(t *testing.T) {
 		rc := &restoredCounts{n: map[string]int{}}
 		var chain []ChainStep
 		for _, name := range strings.Split(names, ",") {
+			if name == "" {
+				break // no keyed step
+			}
 			name, refuse := strings.CutSuffix(name, "!")
 			chain = append(chain, ChainStep{Keyed: &tagStep{name: name, tag: name, refuse: refuse, restored: rc}})
 		}
+		var keyed *Keyed
+		if len(chain) > 0 {
+			keyed = &Keyed{Chain: chain}
+		}
 		err := Run(context.Background(), context.Background(), Config{
 			Input: &memInput{n: n, bs: 50}, Steps: []Step{keyTime}, Workers: workers,
-			Keyed:  &Keyed{Chain: chain},
+			Keyed:  keyed,
 			Output: Output{Name: "out", Out: &memOutput{}}, ErrorOutput: Output{Name: "err", Out: &memOutput{}},
 			Checkpoints: &Checkpoints{Store: &state.Store{Dir: dir}, Reset: reset},
 			Sleep:       noSleep,
@@ -125,18 +132,28 @@ func TestCheckpointStepsByName(t *testing.T) {
 		{chain: "a,b", errHas: `holds the state of step "c", which the pipeline no longer has: restore the step, or start with --reset-state c`},
 		{chain: "a,b,d", errHas: "if d is that step (a step without a name is named by its kind and its number among the steps of that kind), give it `name: c`; otherwise restore"},
 		{chain: "a,b", reset: []string{"zz"}, errHas: `"zz" is a keyed step neither of the pipeline nor of checkpoint`},
-		// a restores, so Reset keeps it; c is left behind, and the runs
-		// after with the same Reset go on (c is known as left behind).
+		// Reset drops a's state and leaves c's behind, once: the runs
+		// after with the same Reset keep a's new state (and know c).
+		{chain: "a,b", reset: []string{"c", "a"}, want: map[string]int{"b": n}},
 		{chain: "a,b", reset: []string{"c", "a"}, want: map[string]int{"a": n, "b": n}},
 		{chain: "a,b", reset: []string{"c"}, want: map[string]int{"a": n, "b": n}},
-		{chain: "a,b", reset: []string{"c"}, want: map[string]int{"a": n, "b": n}},
+		// a taken out of Reset and named again: dropped again.
+		{chain: "a,b", reset: []string{"a"}, want: map[string]int{"b": n}},
+		{chain: "a,b", reset: []string{"a"}, want: map[string]int{"a": n, "b": n}},
+		// c is no longer known once a run without it in Reset checkpointed.
+		{chain: "a,b", reset: []string{"c"}, errHas: `"c" is a keyed step neither of the pipeline nor of checkpoint`},
 		// A state that does not restore refuses the start, unless Reset
-		// names the step: it then starts empty.
+		// names the step (also when it did so before): it then starts empty.
 		{chain: "a!,b", errHas: "step a refuses its stored state"},
 		{chain: "a!,b", reset: []string{"a"}, want: map[string]int{"b": n}},
-		{chain: "a,b", reset: []string{"a"}, want: map[string]int{"a": n, "b": n}},
+		{chain: "a,b", want: map[string]int{"a": n, "b": n}},
 		{chain: "a", reset: []string{"b"}, want: map[string]int{"a": n}},
 		{chain: "a", want: map[string]int{"a": n}},
+		// A pipeline without keyed steps takes no checkpoints, but does not
+		// ignore the keyed state the folder holds.
+		{chain: "", errHas: `holds the state of step "a", which the pipeline no longer has`},
+		{chain: "", reset: []string{"zz"}, errHas: `"zz" is a keyed step neither of the pipeline nor of checkpoint`},
+		{chain: "", reset: []string{"a"}, want: map[string]int{}},
 	}
 	for i, s := range steps {
 		got, err := run(s.chain, s.reset...)

@@ -350,6 +350,11 @@ func Run(ctx, hard context.Context, cfg Config) error {
 			e.m.mu.Unlock()
 		}
 	} else if cfg.Checkpoints != nil {
+		// No keyed step: nothing to checkpoint, but keyed state the folder
+		// holds must not be ignored silently.
+		if err := (&ckpt{e: e, cfg: *cfg.Checkpoints}).checkNoKeyed(); err != nil {
+			return fmt.Errorf("engine: restore: %w", err)
+		}
 		cfg.Logger.Info("checkpoints are off: the pipeline has no keyed state (no window or timeseries step)")
 	}
 
