@@ -85,7 +85,7 @@ func loadSettings(args []string, stderr io.Writer) (settings, []string, error) {
 		StateDir:          v.GetString("state-dir"),
 		CheckpointEvery:   v.GetDuration("checkpoint-interval"),
 		FromSavepoint:     v.GetString("from-savepoint"),
-		ResetState:        v.GetStringSlice("reset-state"),
+		ResetState:        commaList(v.GetStringSlice("reset-state")),
 		StateBackend:      v.GetString("state-backend"),
 		HTTPAddr:          v.GetString("http-addr"),
 		BenthosConnectors: v.GetBool("benthos-connectors"),
@@ -270,4 +270,19 @@ func serveHTTP(addr string, m *wsp.Metrics, stateDir string) (*http.Server, net.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln.Addr(), nil
+}
+
+// commaList splits each item on commas: a list set as one string (an
+// environment variable, WSP_RESET_STATE=a,b) reaches viper whole, where
+// the flag's own parsing would have split it.
+func commaList(items []string) []string {
+	var out []string
+	for _, it := range items {
+		for _, p := range strings.Split(it, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

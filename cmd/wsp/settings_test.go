@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,5 +35,30 @@ func TestSettingsPrecedence(t *testing.T) {
 	}
 	if _, _, err := loadSettings([]string{"--config", filepath.Join(t.TempDir(), "nope.yaml"), "p.yaml"}, io.Discard); err == nil {
 		t.Fatal("a missing config file was accepted")
+	}
+}
+
+// TestResetStateList: --reset-state takes a comma list from the flag, the
+// environment and the config file alike.
+func TestResetStateList(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "wsp.yaml")
+	if err := os.WriteFile(cfg, []byte("reset-state: [x, y]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"--reset-state", "a,b", "p.yaml"}, "", "[a b]"},
+		{[]string{"--reset-state", "a", "--reset-state", "b", "p.yaml"}, "", "[a b]"},
+		{[]string{"p.yaml"}, "a, b", "[a b]"},
+		{[]string{"--config", cfg, "p.yaml"}, "", "[x y]"},
+	} {
+		t.Setenv("WSP_RESET_STATE", c.env)
+		s, _, err := loadSettings(c.args, io.Discard)
+		if err != nil || fmt.Sprint(s.ResetState) != c.want {
+			t.Errorf("%v with WSP_RESET_STATE=%q: %v %v, want %s", c.args, c.env, s.ResetState, err, c.want)
+		}
 	}
 }

@@ -550,27 +550,40 @@ func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 }
 
 // checkNoKeyed is restore's check for a pipeline without keyed steps
-// (which takes no checkpoints): the state of keyed steps the newest
-// checkpoint holds refuses the start unless Reset names them (it is then
-// ignored), and Reset may name nothing else.
+// (which takes no checkpoints): keyed state in the newest checkpoint (or
+// the savepoint) refuses the start, since this run would neither keep it
+// nor record that it left it behind; Reset has nothing to name.
 func (c *ckpt) checkNoKeyed() error {
+	if len(c.cfg.Reset) > 0 {
+		return fmt.Errorf("reset-state: %q: the pipeline has no keyed steps", c.cfg.Reset[0])
+	}
 	var from state.Backend = c.cfg.Store
 	if c.cfg.RestoreFrom != nil {
 		from = c.cfg.RestoreFrom
 	}
 	cp, _, err := from.Latest()
-	if err != nil || cp == nil {
-		if err == nil && len(c.cfg.Reset) > 0 {
-			err = fmt.Errorf("reset-state: %q is not a keyed step of the pipeline (it has none), and there is no checkpoint", c.cfg.Reset[0])
-		}
+	if err != nil {
 		return err
 	}
-	m, err := decodeMeta(cp.Meta)
-	if err != nil {
-		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+	if cp == nil {
+		if c.cfg.RestoreFrom != nil {
+			return fmt.Errorf("no intact checkpoint in savepoint %s", c.cfg.RestoreFrom.Dir)
+		}
+		return nil
 	}
-	_, err = c.stepMap(cp.ID, m)
-	return err
+	if len(cp.Parts) > 0 {
+		m, err := decodeMeta(cp.Meta)
+		if err != nil {
+			return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+		}
+		names := "keyed steps"
+		if m.steps != nil {
+			names = "steps " + strings.Join(slices.Sorted(maps.Keys(m.steps)), ", ")
+		}
+		return fmt.Errorf("checkpoint %d holds the state of %s, and this pipeline has no keyed step: "+
+			"run it with another state folder (or none), or move this one away", cp.ID, names)
+	}
+	return nil
 }
 
 // restoreStep restores keyed step si of every worker from the parts of

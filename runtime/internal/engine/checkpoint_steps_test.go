@@ -149,11 +149,11 @@ func TestCheckpointStepsByName(t *testing.T) {
 		{chain: "a,b", want: map[string]int{"a": n, "b": n}},
 		{chain: "a", reset: []string{"b"}, want: map[string]int{"a": n}},
 		{chain: "a", want: map[string]int{"a": n}},
-		// A pipeline without keyed steps takes no checkpoints, but does not
-		// ignore the keyed state the folder holds.
-		{chain: "", errHas: `holds the state of step "a", which the pipeline no longer has`},
-		{chain: "", reset: []string{"zz"}, errHas: `"zz" is a keyed step neither of the pipeline nor of checkpoint`},
-		{chain: "", reset: []string{"a"}, want: map[string]int{}},
+		// A pipeline without keyed steps takes no checkpoints, and refuses
+		// the keyed state the folder holds (it could not record leaving it
+		// behind, so the state would come back later).
+		{chain: "", errHas: "holds the state of steps a, and this pipeline has no keyed step"},
+		{chain: "", reset: []string{"a"}, errHas: `reset-state: "a": the pipeline has no keyed steps`},
 	}
 	for i, s := range steps {
 		got, err := run(s.chain, s.reset...)
@@ -208,5 +208,19 @@ func TestCheckpointMetaFormat1(t *testing.T) {
 	}
 	if _, err := decodeMeta(append([]byte{3}, b[1:]...)); err == nil || !strings.Contains(err.Error(), "format version 3; this wsp reads versions 1 and 2") {
 		t.Fatalf("format 3: %v", err)
+	}
+}
+
+// TestNoKeyedSavepoint: a pipeline without keyed steps started from a
+// savepoint that holds no checkpoint is refused, as a keyed one is.
+func TestNoKeyedSavepoint(t *testing.T) {
+	err := Run(context.Background(), context.Background(), Config{
+		Input: &memInput{n: 10, bs: 5}, Workers: 1,
+		Output: Output{Name: "out", Out: &memOutput{}}, ErrorOutput: Output{Name: "err", Out: &memOutput{}},
+		Checkpoints: &Checkpoints{Store: &state.Store{Dir: t.TempDir()}, RestoreFrom: &state.Store{Dir: t.TempDir()}},
+		Sleep:       noSleep,
+	})
+	if err == nil || !strings.Contains(err.Error(), "no intact checkpoint in savepoint") {
+		t.Fatalf("err = %v", err)
 	}
 }
