@@ -126,7 +126,7 @@ func (o *Operator) liveTables() ([]*table, error) {
 // encode writes the snapshot of tabs (see the format above).
 func (o *Operator) encode(dst []byte, wm int64, tabs []*table) []byte {
 	// Room for it all at once (keys, varints of a few bytes, floats).
-	est := 64
+	est := 256 // (and room for the trailer a step appends: runtime/internal/ops/snapshot.go)
 	for _, t := range tabs {
 		est += 32 + len(t.arena) + t.len()*(8+o.Fields*26)
 	}
