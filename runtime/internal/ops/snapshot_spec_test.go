@@ -56,3 +56,46 @@ func TestWindowSnapshotSpec(t *testing.T) {
 		t.Fatalf("no trailer: %v", err)
 	}
 }
+
+// TestTimeSeriesSnapshotField: a timeseries step's state is refused by a
+// step that reads another field; a format 1 snapshot (no field recorded)
+// is not checked.
+func TestTimeSeriesSnapshotField(t *testing.T) {
+	mk := func(field string) engine.Snapshotter {
+		t.Helper()
+		cum, err := ParseTSOutput("total", "cumsum()")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &TimeSeriesStep{StepName: "ts", Field: field, Outputs: []TSOutput{cum}}
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := s.NewWorker(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.(engine.Snapshotter)
+	}
+	snap, err := mk("a").Snapshot(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mk("a").Restore(snap, nil); err != nil {
+		t.Fatalf("the same step: %v", err)
+	}
+	if err := mk("b").Restore(snap, nil); err == nil || !strings.Contains(err.Error(), `built from field "a" and the step reads "b"`) ||
+		!strings.Contains(err.Error(), "--reset-state ts") {
+		t.Fatalf("another field: %v", err)
+	}
+	// Format 1: version 1, and no field after the settings (here: the
+	// field's length byte and "a" removed).
+	i := strings.Index(string(snap), "\x01a")
+	if snap[4] != 2 || i < 0 {
+		t.Fatalf("unexpected snapshot %q", snap)
+	}
+	v1 := append(append([]byte(tsMagic+"\x01"), snap[5:i]...), snap[i+2:]...)
+	if err := mk("b").Restore(v1, nil); err != nil {
+		t.Fatalf("format 1: %v", err)
+	}
+}

@@ -8,9 +8,10 @@ import (
 	"github.com/wsp-project/wsp/runtime/internal/window"
 )
 
-// The timeseries step's snapshot, format version 1, in the window
+// The timeseries step's snapshot, format version 2, in the window
 // snapshots' codec (window.Encoder): magic "WSPT" | version | settings
-// (per output: kind, window, alpha, threshold) | keys (sorted) | per key:
+// (per output: kind, window, alpha, threshold) | field (version 2 on) |
+// keys (sorted) | per key:
 // key | sum | comp | started | ewma count | ewma* | windows | per window:
 // n | mean | m2 | epoch | points | (t | v)*.
 const tsMagic = "WSPT"
@@ -29,8 +30,9 @@ func (w *tsWorker) putSettings(e *window.Encoder) {
 func (w *tsWorker) Snapshot(dst []byte) ([]byte, error) {
 	e := window.NewEncoder(dst)
 	e.Raw([]byte(tsMagic))
-	e.Uvarint(1)
+	e.Uvarint(2)
 	w.putSettings(e)
+	e.Bytes([]byte(w.s.Field))
 	keys := slices.SortedFunc(func(yield func(string) bool) {
 		for k := range w.keys {
 			if !yield(k) {
@@ -73,13 +75,20 @@ func (w *tsWorker) Restore(snap []byte, keep func(key []byte) bool) error {
 	if !d.Prefix([]byte(tsMagic)) {
 		return fmt.Errorf("timeseries %s: restore: not a snapshot of a timeseries step", w.s.StepName)
 	}
-	if v := d.Uvarint(); v != 1 {
-		return fmt.Errorf("timeseries %s: restore: snapshot format version %d; this wsp reads version 1", w.s.StepName, v)
+	v := d.Uvarint()
+	if v != 1 && v != 2 {
+		return fmt.Errorf("timeseries %s: restore: snapshot format version %d; this wsp reads versions 1 and 2", w.s.StepName, v)
 	}
 	want := window.NewEncoder(nil)
 	w.putSettings(want)
 	if !d.Prefix(want.Result()) {
-		return fmt.Errorf("timeseries %s: restore: the snapshot was taken with other outputs; reset the state to change them", w.s.StepName)
+		return fmt.Errorf("timeseries %s: restore: the snapshot was taken with other outputs: start with --reset-state %s to drop its state", w.s.StepName, w.s.StepName)
+	}
+	if v >= 2 { // (format 1 did not record the field)
+		if f := string(d.Bytes()); !d.Failed() && f != w.s.Field {
+			return fmt.Errorf("timeseries %s: restore: the stored state was built from field %q and the step reads %q: start with --reset-state %s to drop it",
+				w.s.StepName, f, w.s.Field, w.s.StepName)
+		}
 	}
 	for range d.Count(1) {
 		k := d.Bytes()
