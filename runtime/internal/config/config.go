@@ -213,9 +213,12 @@ func steps(n *yaml.Node, dir string) ([]Step, error) {
 		return nil, fmt.Errorf("line %d: pipeline must be a list of steps", n.Line)
 	}
 	var out []Step
-	seen := map[string]int{}
+	type named struct {
+		line  int
+		deflt bool // the name is a default
+	}
+	seen := map[string]named{}
 	ofKind := map[string]int{} // steps of each kind so far, for default names
-	defaulted := map[string]bool{}
 	for i, sn := range n.Content {
 		s, err := step(sn, i, dir, ofKind)
 		if err != nil {
@@ -223,12 +226,12 @@ func steps(n *yaml.Node, dir string) ([]Step, error) {
 		}
 		if prev, dup := seen[s.Name]; dup {
 			why := ""
-			if s.defaultName || defaulted[s.Name] {
+			if s.defaultName || prev.deflt {
 				why = " (a default name of an unnamed step: give that step a name)"
 			}
-			return nil, fmt.Errorf("line %d: step name %q already used on line %d%s", sn.Line, s.Name, prev, why)
+			return nil, fmt.Errorf("line %d: step name %q already used on line %d%s", sn.Line, s.Name, prev.line, why)
 		}
-		seen[s.Name], defaulted[s.Name] = sn.Line, s.defaultName
+		seen[s.Name] = named{sn.Line, s.defaultName}
 		out = append(out, s)
 	}
 	return out, nil

@@ -112,6 +112,7 @@ type ckpt struct {
 	parts    chan ckptPart     // from the keyed workers
 	pos      map[string][]byte // last position per partition (sequencer)
 	steps    []int             // indexes in the chain of the keyed steps
+	names    map[int]string    // the keyed steps' names, by chain index
 	flushed  *sync.WaitGroup   // the outputs' markers of the checkpoint being taken
 
 	mu      sync.Mutex
@@ -151,14 +152,14 @@ func newCkpt(e *engine, cfg Checkpoints) (*ckpt, error) {
 		cfg.Now = time.Now
 	}
 	c := &ckpt{e: e, cfg: cfg, nextID: 1, pos: map[string][]byte{}, parts: make(chan ckptPart, 64), finished: make(chan error, 1)}
-	seen := map[string]bool{}
+	c.names = map[int]string{}
 	for i, cs := range e.cfg.Keyed.Chain {
 		if cs.Keyed != nil {
 			n := cs.Keyed.Name()
-			if seen[n] {
+			if c.isStep(n) {
 				return nil, fmt.Errorf("engine: two keyed steps are named %q: checkpoints find a step's state by its name", n)
 			}
-			seen[n] = true
+			c.names[i] = n
 			c.steps = append(c.steps, i)
 		}
 	}
@@ -358,7 +359,7 @@ func (c *ckpt) meta(id, seq uint64, k *keyedStage) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(c.steps)))
 	for _, si := range c.steps {
-		n := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+		n := c.names[si]
 		b = binary.AppendUvarint(b, uint64(len(n)))
 		b = append(b, n...)
 		b = binary.AppendUvarint(b, uint64(si))
@@ -459,11 +460,7 @@ func decodeMeta(b []byte) (*restoredMeta, error) {
 func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 	k := c.e.keyed
 	start := time.Now()
-	var from state.Backend = c.cfg.Store
-	if c.cfg.RestoreFrom != nil {
-		from = c.cfg.RestoreFrom
-	}
-	cp, skipped, err := from.Latest()
+	cp, skipped, err := c.source().Latest()
 	for _, s := range skipped {
 		c.e.cfg.Logger.Warn("checkpoint not usable; trying an earlier one", "reason", s)
 	}
@@ -482,7 +479,7 @@ func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 			return fmt.Errorf("no intact checkpoint in savepoint %s", c.cfg.RestoreFrom.Dir)
 		}
 		for _, n := range c.cfg.Reset {
-			if !slices.ContainsFunc(c.steps, func(si int) bool { return c.e.cfg.Keyed.Chain[si].Keyed.Name() == n }) {
+			if !c.isStep(n) {
 				return fmt.Errorf("reset-state: %q is not a keyed step of the pipeline, and there is no checkpoint", n)
 			}
 		}
@@ -512,7 +509,7 @@ func (c *ckpt) restore(ctx context.Context, chains [][]chainWorker) error {
 			continue // a new step, or one whose state is dropped
 		}
 		err := c.restoreStep(cp, m, chains, si, old)
-		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+		name := c.names[si]
 		if err == nil {
 			continue
 		}
@@ -557,11 +554,7 @@ func (c *ckpt) checkNoKeyed() error {
 	if len(c.cfg.Reset) > 0 {
 		return fmt.Errorf("reset-state: %q: the pipeline has no keyed steps", c.cfg.Reset[0])
 	}
-	var from state.Backend = c.cfg.Store
-	if c.cfg.RestoreFrom != nil {
-		from = c.cfg.RestoreFrom
-	}
-	cp, _, err := from.Latest()
+	cp, _, err := c.source().Latest()
 	if err != nil {
 		return err
 	}
@@ -586,10 +579,28 @@ func (c *ckpt) checkNoKeyed() error {
 	return nil
 }
 
+// isStep says whether the pipeline has a keyed step named n.
+func (c *ckpt) isStep(n string) bool {
+	for _, name := range c.names {
+		if name == n {
+			return true
+		}
+	}
+	return false
+}
+
+// source is where a restore reads: the savepoint, else the store.
+func (c *ckpt) source() state.Backend {
+	if c.cfg.RestoreFrom != nil {
+		return c.cfg.RestoreFrom
+	}
+	return c.cfg.Store
+}
+
 // restoreStep restores keyed step si of every worker from the parts of
 // the step's chain index old in checkpoint cp.
 func (c *ckpt) restoreStep(cp *state.Checkpoint, m *restoredMeta, chains [][]chainWorker, si, old int) error {
-	name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+	name := c.names[si]
 	workers := len(chains)
 	for wi, ws := range chains {
 		keep := func(key []byte) bool {
@@ -620,17 +631,13 @@ func (c *ckpt) restoreStep(cp *state.Checkpoint, m *restoredMeta, chains [][]cha
 // no longer has refuses the start unless Reset names it (it is then left
 // behind). It also checks Reset's names and keeps them for later metas.
 func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
-	inPipeline := map[string]bool{}
-	for _, si := range c.steps {
-		inPipeline[c.e.cfg.Keyed.Chain[si].Keyed.Name()] = true
-	}
 	done := map[string]bool{} // reset by an earlier run still told to
 	for _, n := range m.reset {
 		done[n] = true
 	}
 	reset := map[string]bool{}
 	for _, n := range c.cfg.Reset {
-		if _, inCkpt := m.steps[n]; !inPipeline[n] && !inCkpt && !done[n] {
+		if _, inCkpt := m.steps[n]; !c.isStep(n) && !inCkpt && !done[n] {
 			why := ""
 			if m.steps == nil {
 				why = " (its format lists no step names)"
@@ -644,7 +651,7 @@ func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
 	var added []string
 	out := map[int]int{}
 	for _, si := range c.steps {
-		name := c.e.cfg.Keyed.Chain[si].Keyed.Name()
+		name := c.names[si]
 		old, ok := si, true
 		if m.steps != nil {
 			old, ok = m.steps[name]
@@ -664,7 +671,7 @@ func (c *ckpt) stepMap(id uint64, m *restoredMeta) (map[int]int, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.steps)) {
 		switch {
-		case inPipeline[name]:
+		case c.isStep(name):
 		case reset[name]:
 			log.Warn("reset-state: leaving behind the state of a step the pipeline no longer has", "step", name, "checkpoint", id)
 		default:

@@ -19,15 +19,7 @@ func TestWindowSnapshotSpec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &WindowStep{StepName: "w", Size: size, Aggs: []Agg{a}}
-		if err := s.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		w, err := s.NewWorker(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.(engine.Snapshotter)
+		return snapshotter(t, &WindowStep{StepName: "w", Size: size, Aggs: []Agg{a}})
 	}
 	snap, err := mk("sum(a)", 1000).Snapshot(nil)
 	if err != nil {
@@ -67,15 +59,7 @@ func TestTimeSeriesSnapshotField(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &TimeSeriesStep{StepName: "ts", Field: field, Outputs: []TSOutput{cum}}
-		if err := s.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		w, err := s.NewWorker(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.(engine.Snapshotter)
+		return snapshotter(t, &TimeSeriesStep{StepName: "ts", Field: field, Outputs: []TSOutput{cum}})
 	}
 	snap, err := mk("a").Snapshot(nil)
 	if err != nil {
@@ -98,4 +82,20 @@ func TestTimeSeriesSnapshotField(t *testing.T) {
 	if err := mk("b").Restore(v1, nil); err != nil {
 		t.Fatalf("format 1: %v", err)
 	}
+}
+
+// snapshotter validates keyed step s and returns a new worker of it.
+func snapshotter(t *testing.T, s interface {
+	engine.KeyedStep
+	Validate() error
+}) engine.Snapshotter {
+	t.Helper()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.NewWorker(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.(engine.Snapshotter)
 }
